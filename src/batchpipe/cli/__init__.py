@@ -1,0 +1,42 @@
+"""The `batchpipe` command: a thin shell over the library. Heavy imports wait until a command needs them."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from batchpipe import __version__
+from batchpipe.errors import BatchpipeError
+
+
+class _Group(click.Group):
+    """Turns library errors into one line on stderr and their exit code (2 for bad input)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BatchpipeError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="batchpipe")
+def main() -> None:
+    """Run embarrassingly parallel pipelines on this machine (--local) or on AWS Batch.
+
+    \b
+    Example:
+      batchpipe run montecarlo examples/portfolio.json --local
+    """
+
+
+def _register() -> None:
+    from batchpipe.cli.run import run
+
+    main.add_command(run)
+
+
+_register()

@@ -1,0 +1,95 @@
+"""`batchpipe run PIPELINE INPUT`: preprocess, fan out, collate; --local runs it on this machine."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from batchpipe.errors import InputError
+
+JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$")
+
+
+def _job_name(given: str | None, stem: str) -> str:
+    if given is None:
+        safe = re.sub(r"[^A-Za-z0-9_-]+", "-", stem).strip("-_")[:60] or "run"
+        return f"{safe}-{datetime.now(UTC):%Y%m%d-%H%M%S}"
+    if not JOB_NAME.match(given):
+        raise InputError(
+            f"--job-name {given!r}: use 1-80 letters, digits, '-' or '_', starting with a letter or digit"
+        )
+    return given
+
+
+@click.group()
+def run() -> None:
+    """Run a pipeline."""
+
+
+@run.command()
+@click.argument("portfolio", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--local", is_flag=True, help="Run on this machine instead of AWS Batch.")
+@click.option("--job-name", help="Name of the run (default: portfolio name and UTC time).")
+@click.option("--positions-per-job", type=click.IntRange(min=1), help="Positions per shard (array child).")
+@click.option("--paths", type=click.IntRange(min=2), help="Monte Carlo paths (overrides the file).")
+@click.option("--seed", type=click.IntRange(min=0, max=2**63 - 1), help="Random seed (overrides the file).")
+@click.option("--workers", type=click.IntRange(min=1), help="Worker processes (default: all cores).")
+@click.option("--output", "output", type=click.Path(file_okay=False, path_type=Path), help="Output directory.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results document on stdout instead of tables.")
+def montecarlo(
+    portfolio: Path,
+    local: bool,
+    job_name: str | None,
+    positions_per_job: int | None,
+    paths: int | None,
+    seed: int | None,
+    workers: int | None,
+    output: Path | None,
+    as_json: bool,
+) -> None:
+    """Price a portfolio of autocallable notes: calibrate, price shards in parallel, collate.
+
+    Writes results.json and results.csv to --output (default ./batchpipe-runs/JOB_NAME/).
+    Exit code 0 when every position priced, 1 when some failed, 2 for bad input.
+
+    \b
+    Example:
+      batchpipe run montecarlo examples/portfolio.json --local --paths 200000
+    """
+    from rich.console import Console
+
+    from batchpipe.backends import local as local_backend
+    from batchpipe.pipelines.portfolio import load_portfolio
+    from batchpipe.ui import RichProgress, montecarlo_tables
+
+    if not local:
+        raise InputError("the AWS engine is not available yet in this version: add --local to run on this machine")
+    doc_in = load_portfolio(portfolio)
+    name = _job_name(job_name, doc_in.name)
+    out_dir = output or Path("batchpipe-runs") / name
+    stderr = Console(stderr=True)
+    with RichProgress(stderr) as progress:
+        doc = local_backend.run_montecarlo(
+            doc_in,
+            job_name=name,
+            output_dir=str(out_dir),
+            progress=progress,
+            positions_per_job=positions_per_job,
+            paths=paths,
+            seed=seed,
+            workers=workers,
+        )
+    if as_json:
+        click.echo(json.dumps(doc, indent=2))
+    else:
+        montecarlo_tables(doc, Console())
+        stderr.print(f"Results: {out_dir}/results.json, {out_dir}/results.csv")
+    if doc["status"] != "SUCCEEDED":
+        failed = [p for p in doc["positions"] if p["error"]]
+        stderr.print(f"[red]{doc['status']}[/]: {len(failed)} of {len(doc['positions'])} positions not priced")
+        sys.exit(1)

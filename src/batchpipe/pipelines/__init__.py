@@ -1,0 +1,1 @@
+"""Pipelines: the stage functions (preprocess, shard, collate) shared by every backend."""

@@ -1,0 +1,400 @@
+"""The Monte Carlo pipeline: preprocess -> price shards -> collate, as pure functions over JSON-able documents.
+
+The same functions run in the local engine's worker processes and in the AWS containers and Lambdas.
+
+Sampling scheme: every position is priced on the same paths (one underlying), so the portfolio is simulated once
+per shard rather than once per position. The paths come in `blocks` (64 unless there are fewer than 128 paths) of
+antithetic pairs, each block from its own random stream; blocks are grouped into fixed `chunks`, the unit of work.
+Per-position PVs and standard errors use the pairs as independent samples. Because positions share paths, their
+errors are correlated: the portfolio's standard error uses the blocks as batch means (the spread of the 64 block
+totals), which accounts for every covariance without moving per-path data between shards.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from batchpipe.errors import InputError
+from batchpipe.pipelines.portfolio import Portfolio, Position
+from batchpipe.pricing.autocallable import NoteTerms, discounted_payoffs
+from batchpipe.pricing.calendar import annual_schedule, year_fraction
+from batchpipe.pricing.calibration import VolQuotes, calibrate
+from batchpipe.pricing.heston import HestonParams
+from batchpipe.pricing.paths import TimeGrid, antithetic, block_normals, build_grid, simulate_qe
+
+PLAN_VERSION = 1
+MAX_BLOCKS = 64
+CHUNK_PATHS = 16_384  # paths simulated together: arrays stay cache-sized
+NOTE_BATCH = 64  # notes whose payoffs are computed together
+DEFAULT_POSITIONS_PER_JOB = 256
+
+Doc = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SamplingLayout:
+    blocks: int
+    pairs_per_block: int
+    blocks_per_chunk: int
+
+    @property
+    def paths(self) -> int:
+        return 2 * self.blocks * self.pairs_per_block
+
+    @property
+    def chunks(self) -> int:
+        return -(-self.blocks // self.blocks_per_chunk)
+
+    def chunk_blocks(self, chunk: int) -> range:
+        start = chunk * self.blocks_per_chunk
+        return range(start, min(self.blocks, start + self.blocks_per_chunk))
+
+    @classmethod
+    def for_paths(cls, paths: int) -> SamplingLayout:
+        blocks = min(MAX_BLOCKS, max(1, paths // 2))
+        pairs = -(-paths // (2 * blocks))
+        per_chunk = max(1, min(blocks, CHUNK_PATHS // (2 * pairs)))
+        return cls(blocks, pairs, per_chunk)
+
+    @classmethod
+    def from_doc(cls, sim: Doc) -> SamplingLayout:
+        return cls(int(sim["blocks"]), int(sim["pairsPerBlock"]), int(sim["blocksPerChunk"]))
+
+
+def _strike_key(strike: float) -> str:
+    return str(int(strike)) if float(strike).is_integer() else repr(float(strike))
+
+
+def _resolve_position(portfolio: Portfolio, index: int, pos: Position) -> Doc:
+    prod = portfolio.product
+    doc: Doc = {
+        "index": index,
+        "id": pos.id,
+        "notional": pos.notional,
+        "strike": pos.strike,
+        "autocallBarrier": pos.autocall_barrier,
+        "coupon": pos.coupon if pos.coupon is not None else prod.coupon,
+        "couponBarrier": pos.coupon_barrier if pos.coupon_barrier is not None else prod.coupon_barrier,
+        "protectionBarrier": (
+            pos.protection_barrier if pos.protection_barrier is not None else prod.protection_barrier
+        ),
+        "memory": pos.memory if pos.memory is not None else prod.memory,
+        "observationDates": None,
+        "error": None,
+    }
+    try:
+        if pos.observation_dates is not None:
+            dates = pos.observation_dates
+            early = [d for d in dates if d <= portfolio.valuation_date]
+            if early:
+                raise ValueError(
+                    f"observation date {early[0].isoformat()} is not after the valuation date "
+                    f"{portfolio.valuation_date.isoformat()}"
+                )
+        else:
+            years = pos.maturity_years if pos.maturity_years is not None else prod.maturity_years
+            dates = annual_schedule(portfolio.valuation_date, years)
+        doc["observationDates"] = [d.isoformat() for d in dates]
+    except ValueError as exc:
+        doc["error"] = str(exc)
+    return doc
+
+
+def _calibrate(portfolio: Portfolio) -> tuple[HestonParams, float | None]:
+    market = portfolio.market
+    if market.heston is not None:
+        h = market.heston
+        return HestonParams(h.v0, h.kappa, h.theta, h.sigma, h.rho), None
+    surface = market.vol_surface
+    for i, expiry in enumerate(surface.expiries):
+        if expiry <= portfolio.valuation_date:
+            raise InputError(
+                f"market.volSurface.expiries[{i}]: {expiry.isoformat()} is not after the valuation date "
+                f"{portfolio.valuation_date.isoformat()}"
+            )
+    times = np.array([year_fraction(portfolio.valuation_date, e, market.day_count) for e in surface.expiries])
+    quotes = VolQuotes.from_grid(times, np.array(surface.strikes), np.array(surface.vols))
+    fit = calibrate(market.spot, market.rate, market.dividend_yield, quotes)
+    return fit.params, fit.rmse
+
+
+def preprocess(
+    portfolio: Portfolio,
+    job_name: str,
+    positions_per_job: int | None = None,
+    paths: int | None = None,
+    seed: int | None = None,
+) -> Doc:
+    """Resolve every position's terms and dates, calibrate once, and lay out shards and paths: the plan."""
+    n = len(portfolio.positions)
+    per_job = positions_per_job or min(n, DEFAULT_POSITIONS_PER_JOB)
+    if per_job < 1:
+        raise InputError("--positions-per-job must be at least 1")
+    if paths is not None and paths < 2:
+        raise InputError("--paths must be at least 2")
+    if seed is not None and not 0 <= seed < 2**63:
+        raise InputError("--seed must be between 0 and 2**63 - 1")
+    sim = portfolio.simulation
+    layout = SamplingLayout.for_paths(paths if paths is not None else sim.paths)
+    positions = [_resolve_position(portfolio, i, pos) for i, pos in enumerate(portfolio.positions)]
+    params, rmse = _calibrate(portfolio)
+    market = portfolio.market
+    all_dates = sorted({d for p in positions if p["error"] is None for d in p["observationDates"]})
+    obs_times = [year_fraction(portfolio.valuation_date, date.fromisoformat(d), market.day_count) for d in all_dates]
+    return {
+        "version": PLAN_VERSION,
+        "pipeline": "montecarlo",
+        "jobName": job_name,
+        "portfolioName": portfolio.name,
+        "valuationDate": portfolio.valuation_date.isoformat(),
+        "market": {
+            "spot": market.spot,
+            "rate": market.rate,
+            "dividendYield": market.dividend_yield,
+            "dayCount": market.day_count,
+        },
+        "model": {"heston": params.as_dict(), "calibrationRmse": rmse},
+        "simulation": {
+            "paths": layout.paths,
+            "seed": seed if seed is not None else sim.seed,
+            "stepsPerYear": sim.steps_per_year,
+            "blocks": layout.blocks,
+            "pairsPerBlock": layout.pairs_per_block,
+            "blocksPerChunk": layout.blocks_per_chunk,
+            "chunks": layout.chunks,
+        },
+        "observationDates": all_dates,
+        "observationTimes": obs_times,
+        "positionsPerJob": per_job,
+        "shards": -(-n // per_job),
+        "positions": positions,
+    }
+
+
+def shard_positions(plan: Doc, shard: int) -> list[Doc]:
+    per_job = int(plan["positionsPerJob"])
+    if not 0 <= shard < int(plan["shards"]):
+        raise ValueError(f"shard {shard} out of range: the plan has {plan['shards']} shards")
+    return list(plan["positions"][shard * per_job : (shard + 1) * per_job])
+
+
+def _grid(plan: Doc) -> TimeGrid:
+    return build_grid(np.array(plan["observationTimes"]), int(plan["simulation"]["stepsPerYear"]))
+
+
+def _terms(batch: Sequence[Doc]) -> NoteTerms:
+    return NoteTerms(
+        notional=np.array([p["notional"] for p in batch], dtype=float),
+        strike=np.array([p["strike"] for p in batch], dtype=float),
+        autocall=np.array([p["autocallBarrier"] for p in batch], dtype=float),
+        coupon=np.array([p["coupon"] for p in batch], dtype=float),
+        coupon_barrier=np.array([p["couponBarrier"] for p in batch], dtype=float),
+        protection_barrier=np.array([p["protectionBarrier"] for p in batch], dtype=float),
+        memory=np.array([1.0 if p["memory"] else 0.0 for p in batch]),
+    )
+
+
+def _group_key(cols: Sequence[int]) -> str:
+    return ",".join(str(c) for c in cols)
+
+
+def price_chunk(plan: Doc, shard: int, chunk: int) -> Doc:
+    """Per-block sums over one chunk of blocks for the priced positions of one shard (the unit of local work).
+
+    For each position: sums of y (pair-mean PV minus a shift), y^2 and y*c, where c are the controls: the pair-mean
+    discounted spot at each of the position's dates minus its known expectation. For each group of positions
+    sharing dates: sums of c and c c^T. All per block, so folding them is independent of how blocks are chunked.
+    """
+    sim = plan["simulation"]
+    layout = SamplingLayout.from_doc(sim)
+    blocks = layout.chunk_blocks(chunk)
+    positions = [p for p in shard_positions(plan, shard) if p["error"] is None]
+    part: Doc = {"shard": shard, "chunk": chunk, "blocks": list(blocks), "positions": {}, "controls": {}}
+    if not positions:
+        return part
+    market = plan["market"]
+    rate, dividend, spot = float(market["rate"]), float(market["dividendYield"]), float(market["spot"])
+    grid = _grid(plan)
+    half = layout.pairs_per_block
+    nb = len(blocks)
+    normals = antithetic([block_normals(int(sim["seed"]), b, grid.steps, half) for b in blocks])
+    spots = simulate_qe(HestonParams(**plan["model"]["heston"]), spot, rate, dividend, grid, normals)
+    del normals
+    column = {d: j for j, d in enumerate(plan["observationDates"])}
+    times = np.array(plan["observationTimes"])
+    groups: dict[tuple[int, ...], list[Doc]] = {}
+    for p in positions:
+        groups.setdefault(tuple(column[d] for d in p["observationDates"]), []).append(p)
+    for cols, members in groups.items():
+        t = times[list(cols)]
+        discount = np.exp(-rate * t)
+        group_spots = np.ascontiguousarray(spots[:, cols])
+        disc_spots = (group_spots * discount).reshape(nb, 2, half, len(cols))
+        controls = np.ascontiguousarray(0.5 * (disc_spots[:, 0] + disc_spots[:, 1]) - spot * np.exp(-dividend * t))
+        part["controls"][_group_key(cols)] = {
+            "sum": controls.sum(axis=1),  # (nb, d)
+            "cross": np.einsum("bhu,bhv->buv", controls, controls),  # (nb, d, d)
+        }
+        for start in range(0, len(members), NOTE_BATCH):
+            batch = members[start : start + NOTE_BATCH]
+            terms = _terms(batch)
+            pv = discounted_payoffs(group_spots, terms, discount).reshape(nb, 2, half, len(batch))
+            pairs = 0.5 * (pv[:, 0] + pv[:, 1]) - terms.notional * discount[-1]  # (nb, half, notes)
+            y = np.ascontiguousarray(np.moveaxis(pairs, 2, 0))  # (notes, nb, half)
+            for i, p in enumerate(batch):
+                part["positions"][str(p["index"])] = {
+                    "sum": y[i].sum(axis=1),
+                    "sumsq": (y[i] * y[i]).sum(axis=1),
+                    "cross": np.einsum("bh,bhu->bu", y[i], controls),  # (nb, d)
+                }
+    return part
+
+
+def _fold(arrays: Iterable[NDArray[np.float64]]) -> NDArray[np.float64]:
+    """Sum per-block arrays block by block, in block order (so the rounding never depends on chunking)."""
+    it = iter(arrays)
+    total = np.array(next(it), dtype=float, copy=True)
+    for a in it:
+        total += a
+    return total
+
+
+def shard_result(plan: Doc, shard: int, parts: Sequence[Doc]) -> Doc:
+    """Fold a shard's chunk parts into control-variate PVs, standard errors and per-block means.
+
+    With N pairs, y the shifted pair PVs and c the controls (mean zero by construction), the estimator is
+    mean(y) - beta . mean(c) with beta = Cov(c)^-1 Cov(c, y), and its variance (Var(y) - Cov(y, c) beta) / N.
+    """
+    layout = SamplingLayout.from_doc(plan["simulation"])
+    ordered = sorted(parts, key=lambda part: int(part["chunk"]))
+    if [int(part["chunk"]) for part in ordered] != list(range(layout.chunks)):
+        raise ValueError(f"shard {shard}: expected chunks 0..{layout.chunks - 1}")
+    rate = float(plan["market"]["rate"])
+    times = dict(zip(plan["observationDates"], plan["observationTimes"], strict=True))
+    column = {d: j for j, d in enumerate(plan["observationDates"])}
+    half = layout.pairs_per_block
+    n = layout.blocks * half
+
+    def blocks_of(get: Any) -> NDArray[np.float64]:
+        return np.concatenate([get(part) for part in ordered], axis=0)
+
+    out = []
+    for p in shard_positions(plan, shard):
+        entry: Doc = {"index": p["index"], "pv": None, "stderr": None, "blockMeans": None, "error": p["error"]}
+        out.append(entry)
+        if p["error"] is not None:
+            continue
+        key = str(p["index"])
+        gkey = _group_key([column[d] for d in p["observationDates"]])
+        y_sum = blocks_of(lambda part, k=key: part["positions"][k]["sum"])  # (G,)
+        y_sumsq = blocks_of(lambda part, k=key: part["positions"][k]["sumsq"])
+        yc = blocks_of(lambda part, k=key: part["positions"][k]["cross"])  # (G, d)
+        c_sum = blocks_of(lambda part, g=gkey: part["controls"][g]["sum"])  # (G, d)
+        cc = blocks_of(lambda part, g=gkey: part["controls"][g]["cross"])  # (G, d, d)
+        sy = float(_fold(y_sum[b : b + 1] for b in range(layout.blocks))[0])
+        syy = float(_fold(y_sumsq[b : b + 1] for b in range(layout.blocks))[0])
+        syc = _fold(yc[b] for b in range(layout.blocks))
+        sc = _fold(c_sum[b] for b in range(layout.blocks))
+        scc = _fold(cc[b] for b in range(layout.blocks))
+        y_bar, c_bar = sy / n, sc / n
+        shift = float(p["notional"]) * math.exp(-rate * times[p["observationDates"][-1]])
+        beta = np.zeros_like(c_bar)
+        var = math.nan
+        if n > 1:
+            cov_c = (scc - n * np.outer(c_bar, c_bar)) / (n - 1)
+            cov_yc = (syc - n * y_bar * c_bar) / (n - 1)
+            var_y = (syy - n * y_bar * y_bar) / (n - 1)
+            if n > c_bar.size + 2 and np.any(cov_yc != 0):
+                beta = np.linalg.lstsq(cov_c, cov_yc, rcond=1e-12)[0]
+                var = (var_y - float(cov_yc @ beta)) * (n - 1) / (n - 1 - c_bar.size)
+            else:
+                var = var_y
+        entry["pv"] = shift + y_bar - float(beta @ c_bar)
+        entry["stderr"] = math.sqrt(max(0.0, var) / n) if n > 1 else None
+        entry["blockMeans"] = (shift + y_sum / half - (c_sum / half) @ beta).tolist()
+    return {"jobName": plan["jobName"], "shard": shard, "positions": out}
+
+
+def price_shard(plan: Doc, shard: int) -> Doc:
+    """A whole shard in one process: what an AWS Batch array child runs."""
+    chunks = SamplingLayout.from_doc(plan["simulation"]).chunks
+    return shard_result(plan, shard, [price_chunk(plan, shard, c) for c in range(chunks)])
+
+
+def failed_shard(plan: Doc, shard: int, message: str) -> Doc:
+    """The result of a shard that could not run: every position in it carries the error."""
+    return {
+        "jobName": plan["jobName"],
+        "shard": shard,
+        "positions": [
+            {"index": p["index"], "pv": None, "stderr": None, "blockMeans": None, "error": p["error"] or message}
+            for p in shard_positions(plan, shard)
+        ],
+    }
+
+
+def collate(plan: Doc, shard_results: Iterable[Doc | None]) -> Doc:
+    """Merge shard results into the results document. A missing shard (None) leaves its positions in error."""
+    by_shard = {int(r["shard"]): r for r in shard_results if r is not None}
+    rows = []
+    for shard in range(int(plan["shards"])):
+        result = by_shard.get(shard) or failed_shard(plan, shard, f"shard {shard} produced no result")
+        rows.extend(zip(shard_positions(plan, shard), result["positions"], strict=True))
+    positions = []
+    priced_means = []
+    for pos, res in rows:
+        positions.append(
+            {
+                "index": pos["index"],
+                "id": pos["id"],
+                "notional": pos["notional"],
+                "strike": pos["strike"],
+                "autocallBarrier": pos["autocallBarrier"],
+                "pv": res["pv"],
+                "stderr": res["stderr"],
+                "error": res["error"],
+            }
+        )
+        if res["error"] is None:
+            priced_means.append(res["blockMeans"])
+    priced = [p for p in positions if p["error"] is None]
+    aggregation: dict[str, float] = {}
+    for p in priced:
+        key = _strike_key(p["strike"])
+        aggregation[key] = math.fsum([aggregation.get(key, 0.0), p["pv"]])
+    total_stderr: float | None = None
+    if priced_means and len(priced_means[0]) > 1:
+        block_totals = np.array([math.fsum(col) for col in zip(*priced_means, strict=True)])
+        total_stderr = float(np.std(block_totals, ddof=1) / math.sqrt(block_totals.size))
+    if not priced:
+        status = "FAILED"
+    elif len(priced) < len(positions):
+        status = "PARTIAL"
+    else:
+        status = "SUCCEEDED"
+    sim = plan["simulation"]
+    return {
+        "jobName": plan["jobName"],
+        "status": status,
+        "positions": positions,
+        "aggregation": dict(sorted(aggregation.items(), key=lambda kv: float(kv[0]))),
+        "totalPv": math.fsum(p["pv"] for p in priced) if priced else None,
+        "totalStderr": total_stderr,
+        "model": plan["model"],
+        "simulation": {"paths": sim["paths"], "seed": sim["seed"], "stepsPerYear": sim["stepsPerYear"]},
+    }
+
+
+def results_csv_rows(results: Doc) -> list[list[Any]]:
+    header = ["index", "id", "notional", "strike", "autocallBarrier", "pv", "stderr", "error"]
+    rows: list[list[Any]] = [header]
+    for p in results["positions"]:
+        rows.append(["" if p[k] is None else p[k] for k in header])
+    return rows

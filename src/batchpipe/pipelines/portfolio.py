@@ -1,0 +1,183 @@
+"""The portfolio file: a typed, validated contract with the workshop's values as defaults.
+
+The workshop's own `portfolio.json` ({"name", "positions": [{"notional", "strike", "barrier"}]}) is valid as is;
+every other block is optional. Validation errors become one line naming the file, the position and the field.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from batchpipe.errors import InputError
+
+WORKSHOP_EXPIRIES = [
+    "2020-06-19", "2020-12-18", "2021-06-18", "2021-12-17", "2022-06-17",
+    "2022-12-16", "2023-12-15", "2024-12-20", "2025-12-19", "2026-12-18",
+]  # fmt: skip
+WORKSHOP_STRIKES = [3075.0, 3200.0, 3350.0, 3550.0, 3775.0, 3950.0, 4050.0]
+WORKSHOP_VOLS = [
+    [0.1753, 0.1631, 0.1493, 0.132, 0.116, 0.108, 0.1052],
+    [0.1683, 0.1583, 0.147, 0.1334, 0.1212, 0.1145, 0.1117],
+    [0.1673, 0.1597, 0.1517, 0.1428, 0.1346, 0.129, 0.1262],
+    [0.1659, 0.1601, 0.1541, 0.1474, 0.1417, 0.1381, 0.1363],
+    [0.1678, 0.1634, 0.1588, 0.1537, 0.1493, 0.1467, 0.1455],
+    [0.1678, 0.1644, 0.1609, 0.1572, 0.1541, 0.1522, 0.1513],
+    [0.1694, 0.1666, 0.1638, 0.1608, 0.1584, 0.1569, 0.1562],
+    [0.1701, 0.168, 0.166, 0.164, 0.1623, 0.1614, 0.161],
+    [0.1715, 0.1698, 0.1682, 0.1667, 0.1654, 0.1648, 0.1645],
+    [0.1724, 0.171, 0.1697, 0.1684, 0.1675, 0.1671, 0.1669],
+]
+
+Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
+
+
+class Heston(_Model):
+    v0: NonNegative
+    kappa: Positive
+    theta: NonNegative
+    sigma: Positive
+    rho: Annotated[float, Field(gt=-1, lt=1)]
+
+
+class VolSurface(_Model):
+    expiries: list[date] = Field(min_length=1)
+    strikes: list[Positive] = Field(min_length=1)
+    vols: list[list[Positive]]
+
+    @model_validator(mode="after")
+    def _shape(self) -> VolSurface:
+        if len(self.vols) != len(self.expiries) or any(len(row) != len(self.strikes) for row in self.vols):
+            raise ValueError(
+                f"vols must have {len(self.expiries)} rows (one per expiry) of {len(self.strikes)} (one per strike)"
+            )
+        if sorted(set(self.expiries)) != self.expiries:
+            raise ValueError("expiries must be strictly increasing")
+        return self
+
+
+class Market(_Model):
+    spot: Positive = 3550.0
+    rate: Finite = 0.01
+    dividend_yield: Finite = Field(0.0, alias="dividendYield")
+    day_count: Literal["ACT/360", "ACT/365F"] = Field("ACT/360", alias="dayCount")
+    vol_surface: VolSurface = Field(
+        default_factory=lambda: VolSurface(
+            expiries=[date.fromisoformat(d) for d in WORKSHOP_EXPIRIES],
+            strikes=WORKSHOP_STRIKES,
+            vols=WORKSHOP_VOLS,
+        ),
+        alias="volSurface",
+    )
+    heston: Heston | None = None
+
+
+class Product(_Model):
+    coupon: NonNegative = 0.05
+    coupon_barrier: NonNegative = Field(0.8, alias="couponBarrier")
+    protection_barrier: NonNegative = Field(0.6, alias="protectionBarrier")
+    memory: bool = True
+    maturity_years: Annotated[int, Field(ge=1, le=100)] = Field(7, alias="maturityYears")
+
+
+class Simulation(_Model):
+    paths: Annotated[int, Field(ge=2, le=100_000_000)] = 100_000
+    seed: Annotated[int, Field(ge=0, lt=2**63)] = 2019
+    steps_per_year: Annotated[int, Field(ge=1, le=3650)] = Field(12, alias="stepsPerYear")
+
+
+class Position(_Model):
+    id: str | None = None
+    notional: Positive
+    strike: Positive
+    autocall_barrier: NonNegative = Field(validation_alias=AliasChoices("barrier", "autocallBarrier"))
+    coupon: NonNegative | None = None
+    coupon_barrier: NonNegative | None = Field(None, alias="couponBarrier")
+    protection_barrier: NonNegative | None = Field(None, alias="protectionBarrier")
+    memory: bool | None = None
+    maturity_years: Annotated[int, Field(ge=1, le=100)] | None = Field(None, alias="maturityYears")
+    observation_dates: list[date] | None = Field(None, alias="observationDates", min_length=1)
+
+    @field_validator("observation_dates")
+    @classmethod
+    def _increasing(cls, v: list[date] | None) -> list[date] | None:
+        if v is not None and sorted(set(v)) != v:
+            raise ValueError("observation dates must be strictly increasing")
+        return v
+
+
+class Portfolio(_Model):
+    name: str = "autocallable"
+    valuation_date: date = Field(date(2019, 11, 20), alias="valuationDate")
+    market: Market = Field(default_factory=Market)
+    product: Product = Field(default_factory=Product)
+    simulation: Simulation = Field(default_factory=Simulation)
+    positions: list[Position] = Field(min_length=1)
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+def _describe(err: dict[str, Any]) -> str:
+    loc = tuple(p for p in err["loc"] if p not in ("function-after", "constrained-float"))
+    where = _location(loc)
+    if loc[:1] == ("positions",) and len(loc) >= 2 and isinstance(loc[1], int):
+        field = _location(loc[2:]) if len(loc) > 2 else ""
+        where = f"position {loc[1]}" + (f", field {field}" if field else "")
+    msg = err["msg"]
+    if err["type"] == "extra_forbidden":
+        msg = "unknown field"
+    elif err["type"] == "missing":
+        msg = "missing required field"
+    msg = msg.removeprefix("Value error, ")
+    return f"{where}: {msg}"
+
+
+def parse_portfolio(text: str, source: str) -> Portfolio:
+    """Validate the JSON text of a portfolio; `source` names it in errors."""
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{source}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    if not isinstance(raw, dict):
+        raise InputError(f"{source}: a portfolio must be a JSON object with a 'positions' list")
+    if isinstance(raw.get("positions"), list) and not raw["positions"]:
+        raise InputError(f"{source}: positions: the portfolio has no positions")
+    try:
+        return Portfolio.model_validate_json(text)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        first = _describe(dict(errors[0]))
+        more = f" (and {len(errors) - 1} more error{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
+        raise InputError(f"{source}: {first}{more}") from None
+
+
+def load_portfolio(path: str | Path) -> Portfolio:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(f"{p}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{p}: is a directory, not a portfolio file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{p}: cannot read: {exc}") from None
+    return parse_portfolio(text, str(p))
+

@@ -1,0 +1,1 @@
+"""Pure numpy pricing: market data, Heston (analytic and QE paths), calibration, autocallable payoff."""

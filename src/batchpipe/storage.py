@@ -1,0 +1,87 @@
+"""One small interface over local paths and s3:// URIs: read, write (atomically), list.
+
+Local writes go to a temporary file renamed into place, so a reader never sees half a file. S3 access goes
+through `batchpipe.aws.clients`, the only place that touches boto3, imported only when an s3:// URI is used.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+
+def is_s3(uri: str) -> bool:
+    return uri.startswith("s3://")
+
+
+def split_s3(uri: str) -> tuple[str, str]:
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    if not bucket:
+        raise ValueError(f"not an s3 URI: {uri}")
+    return bucket, key
+
+
+def join(base: str, *parts: str) -> str:
+    if is_s3(base):
+        return "/".join([base.rstrip("/"), *(p.strip("/") for p in parts)])
+    return str(Path(base).joinpath(*parts))
+
+
+def read_bytes(uri: str) -> bytes:
+    if is_s3(uri):
+        from batchpipe.aws.clients import s3_get
+
+        return s3_get(*split_s3(uri))
+    return Path(uri).read_bytes()
+
+
+def read_text(uri: str) -> str:
+    return read_bytes(uri).decode("utf-8")
+
+
+def write_bytes(uri: str, data: bytes) -> None:
+    if is_s3(uri):
+        from batchpipe.aws.clients import s3_put
+
+        s3_put(*split_s3(uri), data)
+        return
+    path = Path(uri)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_text(uri: str, text: str) -> None:
+    write_bytes(uri, text.encode("utf-8"))
+
+
+def exists(uri: str) -> bool:
+    if is_s3(uri):
+        from batchpipe.aws.clients import s3_exists
+
+        return s3_exists(*split_s3(uri))
+    return Path(uri).exists()
+
+
+def list_uris(prefix: str) -> Iterator[str]:
+    """Every object under a prefix (all pages), in key order."""
+    if is_s3(prefix):
+        from batchpipe.aws.clients import s3_list
+
+        bucket, key = split_s3(prefix)
+        for k in s3_list(bucket, key.rstrip("/") + "/" if key else ""):
+            yield f"s3://{bucket}/{k}"
+        return
+    root = Path(prefix)
+    if root.is_dir():
+        for p in sorted(root.rglob("*")):
+            if p.is_file() and not p.name.startswith("."):
+                yield str(p)

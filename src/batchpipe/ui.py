@@ -1,0 +1,103 @@
+"""Rich rendering: progress on stderr, result tables on stdout. The same for every backend."""
+
+from __future__ import annotations
+
+import time
+from types import TracebackType
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+Doc = dict[str, Any]
+
+
+class RichProgress:
+    """A `batchpipe.progress.Progress` drawn as one line per stage."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self._bar = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        )
+        self._task: TaskID | None = None
+        self.started = time.monotonic()
+
+    def __enter__(self) -> RichProgress:
+        self._bar.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._finish()
+        self._bar.stop()
+
+    def _finish(self) -> None:
+        if self._task is not None:
+            task = self._bar.tasks[self._task]
+            if task.total is None:
+                self._bar.update(self._task, total=1, completed=1)
+            self._bar.stop_task(self._task)
+
+    def stage(self, name: str, description: str, total: int | None = None) -> None:
+        self._finish()
+        self._task = self._bar.add_task(description, total=total)
+
+    def advance(self, units: int = 1) -> None:
+        if self._task is not None:
+            self._bar.advance(self._task, units)
+
+    def warn(self, message: str) -> None:
+        self._bar.console.print(f"[yellow]warning:[/] {message}")
+
+
+def _money(x: float | None) -> str:
+    return "" if x is None else f"{x:,.2f}"
+
+
+def montecarlo_tables(doc: Doc, console: Console) -> None:
+    errors = any(p["error"] for p in doc["positions"])
+    table = Table(title=f"{doc['jobName']}: {doc['status']}", title_justify="left")
+    for col in ("#", "id", "notional", "strike", "autocall", "PV", "std err", "% notional"):
+        table.add_column(col, justify="left" if col == "id" else "right")
+    if errors:
+        table.add_column("error", overflow="fold")
+    for p in doc["positions"]:
+        pct = "" if p["stderr"] is None else f"{100 * p['stderr'] / p['notional']:.3f}%"
+        row = [
+            str(p["index"]),
+            p["id"] or "",
+            f"{p['notional']:,.0f}",
+            f"{p['strike']:g}",
+            f"{p['autocallBarrier']:g}",
+            _money(p["pv"]),
+            _money(p["stderr"]),
+            pct,
+        ]
+        table.add_row(*row, *([p["error"] or ""] if errors else []), style="red" if p["error"] else None)
+    console.print(table)
+    agg = Table(title="PV by strike", title_justify="left")
+    agg.add_column("strike", justify="right")
+    agg.add_column("PV", justify="right")
+    for strike, pv in doc["aggregation"].items():
+        agg.add_row(strike, _money(pv))
+    console.print(agg)
+    model = doc["model"]
+    heston = ", ".join(f"{k}={v:.4g}" for k, v in model["heston"].items())
+    rmse = model["calibrationRmse"]
+    sim = doc["simulation"]
+    console.print(
+        f"Total PV [bold]{_money(doc['totalPv'])}[/] ± {_money(doc['totalStderr'])}  "
+        f"({sim['paths']:,} paths, seed {sim['seed']}, {sim['stepsPerYear']} steps/year)"
+    )
+    console.print(
+        f"Heston {heston}"
+        + ("" if rmse is None else f"  (calibrated, implied-vol RMSE {100 * rmse:.2f} vol points)")
+    )
