@@ -98,6 +98,5 @@ def montecarlo_tables(doc: Doc, console: Console) -> None:
         f"({sim['paths']:,} paths, seed {sim['seed']}, {sim['stepsPerYear']} steps/year)"
     )
     console.print(
-        f"Heston {heston}"
-        + ("" if rmse is None else f"  (calibrated, implied-vol RMSE {100 * rmse:.2f} vol points)")
+        f"Heston {heston}" + ("" if rmse is None else f"  (calibrated, implied-vol RMSE {100 * rmse:.2f} vol points)")
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import boto3
@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 RETRIES = Config(retries={"max_attempts": 10, "mode": "adaptive"})
 
 
-@lru_cache(maxsize=None)
+@cache
 def client(service: str, region: str | None = None, profile: str | None = None) -> Any:
     session = boto3.session.Session(profile_name=profile, region_name=region)
     return session.client(service, config=RETRIES)

@@ -7,14 +7,13 @@ so results do not depend on --workers. Each shard's result is written as soon as
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any, TypeVar
 
-from batchpipe import storage
+from batchpipe import artifacts
 from batchpipe.errors import BatchpipeError
 from batchpipe.pipelines import montecarlo as mc
 from batchpipe.pipelines.portfolio import Portfolio
@@ -71,8 +70,8 @@ def run_pool(
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in done:
                     task = pending.pop(fut)
-                    exc = fut.exception()
-                    on_result(task, None if exc else fut.result(), exc)
+                    error = fut.exception()
+                    on_result(task, None if error else fut.result(), error)
         except BaseException:
             for fut in pending:
                 fut.cancel()
@@ -94,7 +93,7 @@ def run_montecarlo(
     """Preprocess, price every shard, collate; write plan, shard results, results.json and results.csv."""
     progress.stage("preprocess", "Calibrating and planning")
     plan = mc.preprocess(portfolio, job_name, positions_per_job=positions_per_job, paths=paths, seed=seed)
-    storage.write_text(storage.join(output_dir, "plan.json"), json.dumps(plan, indent=1))
+    artifacts.write_json(artifacts.plan_uri(output_dir), plan)
     chunks = int(plan["simulation"]["chunks"])
     shards = int(plan["shards"])
     tasks = [(s, c) for s in range(shards) for c in range(chunks)]
@@ -116,8 +115,7 @@ def run_montecarlo(
             if len(parts[shard]) == chunks:
                 results[shard] = mc.shard_result(plan, shard, parts.pop(shard))
         if shard in results:
-            name = f"shard-{shard:05d}.json"
-            storage.write_text(storage.join(output_dir, "shards", name), json.dumps(results[shard]))
+            artifacts.write_json(artifacts.shard_uri(output_dir, shard), results[shard])
         progress.advance()
 
     n_workers = workers or default_workers()
@@ -134,15 +132,5 @@ def run_montecarlo(
         ) from None
     progress.stage("collate", "Collating")
     doc = mc.collate(plan, [results.get(s) for s in range(shards)])
-    write_results(output_dir, doc)
+    artifacts.write_montecarlo_results(output_dir, doc)
     return doc
-
-
-def write_results(output_dir: str, doc: Doc) -> None:
-    import csv
-    import io
-
-    buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n").writerows(mc.results_csv_rows(doc))
-    storage.write_text(storage.join(output_dir, "results.csv"), buf.getvalue())
-    storage.write_text(storage.join(output_dir, "results.json"), json.dumps(doc, indent=2) + "\n")

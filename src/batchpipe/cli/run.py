@@ -20,9 +20,7 @@ def _job_name(given: str | None, stem: str) -> str:
         safe = re.sub(r"[^A-Za-z0-9_-]+", "-", stem).strip("-_")[:60] or "run"
         return f"{safe}-{datetime.now(UTC):%Y%m%d-%H%M%S}"
     if not JOB_NAME.match(given):
-        raise InputError(
-            f"--job-name {given!r}: use 1-80 letters, digits, '-' or '_', starting with a letter or digit"
-        )
+        raise InputError(f"--job-name {given!r}: use 1-80 letters, digits, '-' or '_', starting with a letter or digit")
     return given
 
 

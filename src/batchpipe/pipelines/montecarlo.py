@@ -287,7 +287,13 @@ def shard_result(plan: Doc, shard: int, parts: Sequence[Doc]) -> Doc:
 
     out = []
     for p in shard_positions(plan, shard):
-        entry: Doc = {"index": p["index"], "pv": None, "stderr": None, "blockMeans": None, "error": p["error"]}
+        entry: Doc = {
+            "index": p["index"],
+            "pv": None,
+            "stderr": None,
+            "blockMeans": None,
+            "error": p["error"],
+        }
         out.append(entry)
         if p["error"] is not None:
             continue
@@ -312,7 +318,7 @@ def shard_result(plan: Doc, shard: int, parts: Sequence[Doc]) -> Doc:
             cov_yc = (syc - n * y_bar * c_bar) / (n - 1)
             var_y = (syy - n * y_bar * y_bar) / (n - 1)
             if n > c_bar.size + 2 and np.any(cov_yc != 0):
-                beta = np.linalg.lstsq(cov_c, cov_yc, rcond=1e-12)[0]
+                beta = np.asarray(np.linalg.lstsq(cov_c, cov_yc, rcond=1e-12)[0], dtype=np.float64)
                 var = (var_y - float(cov_yc @ beta)) * (n - 1) / (n - 1 - c_bar.size)
             else:
                 var = var_y
@@ -334,7 +340,13 @@ def failed_shard(plan: Doc, shard: int, message: str) -> Doc:
         "jobName": plan["jobName"],
         "shard": shard,
         "positions": [
-            {"index": p["index"], "pv": None, "stderr": None, "blockMeans": None, "error": p["error"] or message}
+            {
+                "index": p["index"],
+                "pv": None,
+                "stderr": None,
+                "blockMeans": None,
+                "error": p["error"] or message,
+            }
             for p in shard_positions(plan, shard)
         ],
     }
@@ -343,7 +355,7 @@ def failed_shard(plan: Doc, shard: int, message: str) -> Doc:
 def collate(plan: Doc, shard_results: Iterable[Doc | None]) -> Doc:
     """Merge shard results into the results document. A missing shard (None) leaves its positions in error."""
     by_shard = {int(r["shard"]): r for r in shard_results if r is not None}
-    rows = []
+    rows: list[tuple[Doc, Doc]] = []
     for shard in range(int(plan["shards"])):
         result = by_shard.get(shard) or failed_shard(plan, shard, f"shard {shard} produced no result")
         rows.extend(zip(shard_positions(plan, shard), result["positions"], strict=True))

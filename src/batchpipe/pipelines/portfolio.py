@@ -11,7 +11,15 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from batchpipe.errors import InputError
 
@@ -119,9 +127,9 @@ class Position(_Model):
 class Portfolio(_Model):
     name: str = "autocallable"
     valuation_date: date = Field(date(2019, 11, 20), alias="valuationDate")
-    market: Market = Field(default_factory=Market)
-    product: Product = Field(default_factory=Product)
-    simulation: Simulation = Field(default_factory=Simulation)
+    market: Market = Field(default_factory=lambda: Market.model_validate({}))
+    product: Product = Field(default_factory=lambda: Product.model_validate({}))
+    simulation: Simulation = Field(default_factory=lambda: Simulation.model_validate({}))
     positions: list[Position] = Field(min_length=1)
 
 
@@ -180,4 +188,3 @@ def load_portfolio(path: str | Path) -> Portfolio:
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{p}: cannot read: {exc}") from None
     return parse_portfolio(text, str(p))
-

@@ -47,7 +47,9 @@ def implied_vol(
 
     Prices outside the no-arbitrage bounds give NaN.
     """
-    p, f, k, tt, df = np.broadcast_arrays(*(np.asarray(a, dtype=np.float64) for a in (price, forward, strike, t, discount)))
+    p, f, k, tt, df = np.broadcast_arrays(
+        *(np.asarray(a, dtype=np.float64) for a in (price, forward, strike, t, discount))
+    )
     is_call = np.broadcast_to(np.asarray(call, dtype=bool), p.shape)
     a = np.full(p.shape, lo)
     b = np.full(p.shape, hi)

@@ -70,9 +70,7 @@ def is_target_business_day(d: date) -> bool:
 def adjust(d: date, convention: str = "ModifiedFollowing") -> date:
     """Roll ``d`` onto a TARGET business day with the given business-day convention."""
     if convention not in _CONVENTIONS:
-        raise ValueError(
-            f"unsupported business-day convention {convention!r}; expected one of {_CONVENTIONS}"
-        )
+        raise ValueError(f"unsupported business-day convention {convention!r}; expected one of {_CONVENTIONS}")
     if convention == "Unadjusted":
         return d
     if convention == "Preceding":
@@ -116,9 +114,7 @@ def annual_schedule(start: date, years: int, convention: str = "ModifiedFollowin
     if years < 1:
         raise ValueError(f"years must be >= 1, got {years}")
     if convention not in _CONVENTIONS:
-        raise ValueError(
-            f"unsupported business-day convention {convention!r}; expected one of {_CONVENTIONS}"
-        )
+        raise ValueError(f"unsupported business-day convention {convention!r}; expected one of {_CONVENTIONS}")
     return [adjust(add_months(start, 12 * i), convention) for i in range(1, years + 1)]
 
 

@@ -97,7 +97,7 @@ def call_prices(
     integrand = (np.exp(1j * kk[:, None] * nodes[inverse]) * phi[inverse]).real / (nodes[inverse] ** 2 + 0.25)
     integral = np.sum(integrand * weights[inverse], axis=1)
     price = discount * (forward - np.sqrt(forward * flat_k) / np.pi * integral)
-    return price.reshape(k_arr.shape)
+    return np.asarray(price.reshape(k_arr.shape), dtype=np.float64)
 
 
 def put_prices(
@@ -128,4 +128,4 @@ def probability_above(
     n_sel = nodes[inverse]
     integrand = (np.exp(-1j * kk[:, None] * n_sel) * phi[inverse] / (1j * n_sel)).real
     prob = 0.5 + np.sum(integrand * weights[inverse], axis=1) / np.pi
-    return prob.reshape(k_arr.shape)
+    return np.asarray(prob.reshape(k_arr.shape), dtype=np.float64)

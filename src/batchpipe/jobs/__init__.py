@@ -1,0 +1,1 @@
+"""Container and Lambda entrypoints: thin wrappers over the pipelines, reading and writing URIs."""

@@ -1,0 +1,88 @@
+"""The pricer container's entrypoint: one Monte Carlo stage per invocation, over local paths or s3:// URIs.
+
+    python -m batchpipe.jobs.pricer preprocess --input URI --output URI --job-name NAME [--positions-per-job N]
+    python -m batchpipe.jobs.pricer price --output URI [--shard N]   # default: $AWS_BATCH_JOB_ARRAY_INDEX, else 0
+    python -m batchpipe.jobs.pricer collate --output URI
+
+preprocess writes OUTPUT/plan.json and prints {"shards": N, "planUri": ...}; price writes
+OUTPUT/shards/shard-NNNNN.json; collate writes OUTPUT/results.json and OUTPUT/results.csv and prints the status.
+Exit codes: 0 done (collate: also PARTIAL, which the results document reports), 1 failure, 2 bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+from batchpipe import artifacts, storage
+from batchpipe.errors import BatchpipeError, InputError
+from batchpipe.pipelines import montecarlo as mc
+from batchpipe.pipelines.portfolio import parse_portfolio
+
+
+def _shard_index(given: int | None) -> int:
+    if given is not None:
+        return given
+    env = os.environ.get("AWS_BATCH_JOB_ARRAY_INDEX")
+    if env is None:
+        return 0
+    try:
+        return int(env)
+    except ValueError:
+        raise InputError(f"AWS_BATCH_JOB_ARRAY_INDEX={env!r} is not an integer") from None
+
+
+def preprocess(args: argparse.Namespace) -> None:
+    try:
+        text = storage.read_text(args.input)
+    except FileNotFoundError:
+        raise InputError(f"{args.input}: no such file") from None
+    plan = mc.preprocess(parse_portfolio(text, args.input), args.job_name, positions_per_job=args.positions_per_job)
+    artifacts.write_json(artifacts.plan_uri(args.output), plan)
+    print(json.dumps({"shards": plan["shards"], "planUri": artifacts.plan_uri(args.output)}))
+
+
+def price(args: argparse.Namespace) -> None:
+    plan = artifacts.read_json(artifacts.plan_uri(args.output))
+    shard = _shard_index(args.shard)
+    if not 0 <= shard < int(plan["shards"]):
+        raise InputError(f"shard {shard} out of range: the plan has {plan['shards']} shards")
+    artifacts.write_json(artifacts.shard_uri(args.output, shard), mc.price_shard(plan, shard))
+    print(json.dumps({"shard": shard, "resultUri": artifacts.shard_uri(args.output, shard)}))
+
+
+def collate(args: argparse.Namespace) -> None:
+    plan = artifacts.read_json(artifacts.plan_uri(args.output))
+    doc = mc.collate(plan, artifacts.read_shard_results(args.output, plan))
+    artifacts.write_montecarlo_results(args.output, doc)
+    print(json.dumps({"status": doc["status"], "totalPv": doc["totalPv"]}))
+    if doc["status"] == "FAILED":
+        sys.exit(1)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="batchpipe.jobs.pricer", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="stage", required=True)
+    p = sub.add_parser("preprocess")
+    p.add_argument("--input", required=True)
+    p.add_argument("--output", required=True)
+    p.add_argument("--job-name", required=True)
+    p.add_argument("--positions-per-job", type=int)
+    p = sub.add_parser("price")
+    p.add_argument("--output", required=True)
+    p.add_argument("--shard", type=int)
+    p = sub.add_parser("collate")
+    p.add_argument("--output", required=True)
+    args = parser.parse_args(argv)
+    try:
+        {"preprocess": preprocess, "price": price, "collate": collate}[args.stage](args)
+    except BatchpipeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,151 @@
+"""`batchpipe run montecarlo --local` through click's CliRunner, against the real engine."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from batchpipe.cli import main
+from tests.conftest import EXAMPLE, small_portfolio
+
+
+def run(*args: str) -> Any:
+    return CliRunner().invoke(main, ["run", "montecarlo", *args], catch_exceptions=False)
+
+
+def test_workshop_portfolio_runs_unchanged_and_aggregates_per_strike(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = run(str(EXAMPLE), "--local", "--paths", "2000", "--output", str(out), "--job-name", "ws")
+    assert result.exit_code == 0, result.output
+    doc = json.loads((out / "results.json").read_text())
+    assert doc["status"] == "SUCCEEDED" and doc["jobName"] == "ws"
+    assert len(doc["positions"]) == 48
+    workshop = json.loads(EXAMPLE.read_text())["positions"]
+    by_strike: dict[str, float] = {}
+    for given, priced in zip(workshop, doc["positions"], strict=True):
+        assert priced["notional"] == given["notional"] and priced["strike"] == given["strike"]
+        assert priced["autocallBarrier"] == given["barrier"]
+        assert 0.5 * given["notional"] < priced["pv"] < 1.4 * given["notional"]
+        key = str(int(given["strike"]))
+        by_strike[key] = by_strike.get(key, 0.0) + priced["pv"]
+    assert doc["aggregation"].keys() == by_strike.keys()
+    for key, total in by_strike.items():
+        assert doc["aggregation"][key] == pytest.approx(total, rel=1e-12)
+    assert doc["totalPv"] == pytest.approx(sum(p["pv"] for p in doc["positions"]), rel=1e-12)
+    # calibrated once, reported with its fit
+    assert 0 < doc["model"]["calibrationRmse"] < 0.01
+    assert set(doc["model"]["heston"]) == {"v0", "kappa", "theta", "sigma", "rho"}
+    assert doc["simulation"]["paths"] >= 2000
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    assert [float(r["pv"]) for r in rows] == [p["pv"] for p in doc["positions"]]
+    assert "PV by strike" in result.output and "Total PV" in result.output
+
+
+def test_json_prints_the_results_document(tmp_path: Path, write_json: Any) -> None:
+    out = tmp_path / "o"
+    result = run(str(write_json(small_portfolio())), "--local", "--json", "--output", str(out), "--workers", "1")
+    assert result.exit_code == 0
+    printed = json.loads(result.stdout)
+    assert printed == json.loads((out / "results.json").read_text())
+    assert printed["model"]["calibrationRmse"] is None  # parameters given, not calibrated
+    assert [p["id"] for p in printed["positions"]] == ["a", "b", "c", "d", "e"]
+
+
+def _results(tmp_path: Path, portfolio: Path, name: str, *args: str) -> dict[str, Any]:
+    out = tmp_path / name
+    result = run(str(portfolio), "--local", "--job-name", "same", "--output", str(out), *args)
+    assert result.exit_code == 0, result.output
+    doc: dict[str, Any] = json.loads((out / "results.json").read_text())
+    return doc
+
+
+def test_same_seed_same_results_whatever_the_sharding_and_workers(tmp_path: Path, write_json: Any) -> None:
+    portfolio = write_json(small_portfolio())
+    base = _results(tmp_path, portfolio, "a", "--positions-per-job", "5", "--workers", "1")
+    for i, args in enumerate([("--positions-per-job", "1", "--workers", "2"), ("--positions-per-job", "2")]):
+        assert _results(tmp_path, portfolio, f"b{i}", *args) == base
+    other_seed = _results(tmp_path, portfolio, "c", "--seed", "8", "--workers", "1")
+    assert other_seed["positions"][0]["pv"] != base["positions"][0]["pv"]
+
+
+def test_more_paths_shrink_the_standard_error(tmp_path: Path, write_json: Any) -> None:
+    portfolio = write_json(small_portfolio())
+    few = _results(tmp_path, portfolio, "few", "--paths", "2000")
+    many = _results(tmp_path, portfolio, "many", "--paths", "32000")
+    for a, b in zip(few["positions"], many["positions"], strict=True):
+        # 16x the paths: a quarter of the error, give or take the noise of estimating it
+        assert 0.15 < b["stderr"] / a["stderr"] < 0.4
+        assert abs(a["pv"] - b["pv"]) < 4 * math.hypot(a["stderr"], b["stderr"])
+    assert 0.1 < many["totalStderr"] / few["totalStderr"] < 0.5
+
+
+def test_failing_position_gives_partial_and_exit_1(tmp_path: Path, write_json: Any) -> None:
+    doc = small_portfolio()
+    doc["positions"][2]["observationDates"] = ["2019-06-01", "2021-01-04"]
+    out = tmp_path / "o"
+    result = run(str(write_json(doc)), "--local", "--output", str(out))
+    assert result.exit_code == 1
+    res = json.loads((out / "results.json").read_text())
+    assert res["status"] == "PARTIAL"
+    bad = res["positions"][2]
+    assert bad["pv"] is None and "2019-06-01" in bad["error"] and "valuation date" in bad["error"]
+    assert all(p["pv"] is not None for i, p in enumerate(res["positions"]) if i != 2)
+    assert res["totalPv"] == pytest.approx(sum(p["pv"] for i, p in enumerate(res["positions"]) if i != 2))
+    assert "PARTIAL" in result.output
+
+
+BAD_INPUTS = [
+    ("{not json", "not valid JSON"),
+    (json.dumps(small_portfolio(positions=[{"strike": 3550, "barrier": 1}])), "position 0, field notional: missing"),
+    (json.dumps(small_portfolio(positions=[{"notional": 1, "strike": 1, "barrier": 1},
+                                            {"notional": -5, "strike": 3550, "barrier": 1}])),
+     "position 1, field notional: Input should be greater than 0"),
+    (json.dumps(small_portfolio(positions=[{"notional": 1, "strike": 1, "barrier": "high"}])),
+     "position 0, field barrier: Input should be a valid number"),
+    (json.dumps(small_portfolio(positions=[{"notional": 1, "strike": 1, "barrier": 1, "colour": "red"}])),
+     "position 0, field colour: unknown field"),
+    (json.dumps(small_portfolio(positions=[])), "positions: the portfolio has no positions"),
+    (json.dumps(small_portfolio(simulation={"paths": "many"})), "simulation.paths: Input should be a valid integer"),
+    ("[1, 2]", "must be a JSON object"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("text", "message"), BAD_INPUTS)
+def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path: Path, write_json: Any, text: str, message: str) -> None:
+    path = write_json(text)
+    out = tmp_path / "out"
+    result = run(str(path), "--local", "--output", str(out))
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"error: {path}: ")
+    assert message in lines[0]
+    assert not out.exists()
+
+
+def test_missing_file_and_bad_options(tmp_path: Path) -> None:
+    result = run(str(tmp_path / "nope.json"), "--local", "--output", str(tmp_path / "o"))
+    assert result.exit_code == 2 and "nope.json: no such file" in result.stderr
+    result = run(str(EXAMPLE), "--local", "--job-name", "bad name!", "--output", str(tmp_path / "o"))
+    assert result.exit_code == 2 and "--job-name" in result.stderr
+    result = run(str(EXAMPLE), "--local", "--paths", "1")
+    assert result.exit_code == 2
+    assert not (tmp_path / "o").exists()
+
+
+def test_without_local_says_how_to_run(tmp_path: Path) -> None:
+    result = run(str(EXAMPLE), "--output", str(tmp_path / "o"))
+    assert result.exit_code == 2 and "--local" in result.stderr
+
+
+def test_every_command_has_help_with_an_example() -> None:
+    for args in (["--help"], ["run", "--help"], ["run", "montecarlo", "--help"]):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 0
+    assert "Example" in CliRunner().invoke(main, ["run", "montecarlo", "--help"]).output

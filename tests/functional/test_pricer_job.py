@@ -1,0 +1,109 @@
+"""The pricer container's entrypoint, run as a process: local paths, AWS_BATCH_JOB_ARRAY_INDEX, and moto S3."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from batchpipe.jobs import pricer
+from tests.conftest import small_portfolio
+
+
+def job(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "batchpipe.jobs.pricer", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+
+
+def test_stages_with_array_index_match_the_local_engine(tmp_path: Path, write_json: Any) -> None:
+    from click.testing import CliRunner
+
+    from batchpipe.cli import main
+
+    portfolio = write_json(small_portfolio())
+    out = tmp_path / "job"
+    pre = job("preprocess", "--input", str(portfolio), "--output", str(out), "--job-name", "j",
+              "--positions-per-job", "2")  # fmt: skip
+    assert pre.returncode == 0, pre.stderr
+    assert json.loads(pre.stdout)["shards"] == 3
+    for index in range(3):
+        child = job("price", "--output", str(out), env={"AWS_BATCH_JOB_ARRAY_INDEX": str(index)})
+        assert child.returncode == 0, child.stderr
+    assert job("collate", "--output", str(out)).returncode == 0
+    container = json.loads((out / "results.json").read_text())
+
+    local = tmp_path / "local"
+    args = ["run", "montecarlo", str(portfolio), "--local", "--job-name", "j", "--output", str(local)]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    assert container == json.loads((local / "results.json").read_text())
+
+
+def test_missing_shard_collates_as_partial(tmp_path: Path, write_json: Any) -> None:
+    out = tmp_path / "job"
+    pricer.main(["preprocess", "--input", str(write_json(small_portfolio())), "--output", str(out),
+                 "--job-name", "j", "--positions-per-job", "2"])  # fmt: skip
+    pricer.main(["price", "--output", str(out), "--shard", "0"])
+    pricer.main(["price", "--output", str(out), "--shard", "2"])
+    # a stale result of another job at shard 1's key does not count
+    (out / "shards" / "shard-00001.json").write_text(json.dumps({"jobName": "other", "shard": 1, "positions": []}))
+    pricer.main(["collate", "--output", str(out)])
+    doc = json.loads((out / "results.json").read_text())
+    assert doc["status"] == "PARTIAL"
+    assert [p["error"] is not None for p in doc["positions"]] == [False, False, True, True, False]
+    assert "shard 1 produced no result" in doc["positions"][2]["error"]
+
+
+def test_bad_input_and_bad_index_exit_2(tmp_path: Path, write_json: Any) -> None:
+    bad = job("preprocess", "--input", str(write_json("{")), "--output", str(tmp_path / "o"), "--job-name", "j")
+    assert bad.returncode == 2 and "not valid JSON" in bad.stderr
+    assert not (tmp_path / "o").exists()
+    job(
+        "preprocess",
+        "--input",
+        str(write_json(small_portfolio())),
+        "--output",
+        str(tmp_path / "o"),
+        "--job-name",
+        "j",
+    )
+    out_of_range = job("price", "--output", str(tmp_path / "o"), env={"AWS_BATCH_JOB_ARRAY_INDEX": "9"})
+    assert out_of_range.returncode == 2 and "out of range" in out_of_range.stderr
+
+
+def test_s3_uris_with_moto(monkeypatch: pytest.MonkeyPatch, write_json: Any) -> None:
+    import moto
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    from batchpipe.aws import clients
+
+    clients.client.cache_clear()
+    with moto.mock_aws():
+        s3 = clients.client("s3")
+        s3.create_bucket(Bucket="bp-test")
+        s3.put_object(Bucket="bp-test", Key="in/portfolio.json", Body=json.dumps(small_portfolio()).encode())
+        out = "s3://bp-test/runs/j"
+        pricer.main(["preprocess", "--input", "s3://bp-test/in/portfolio.json", "--output", out, "--job-name", "j"])
+        pricer.main(["price", "--output", out])
+        pricer.main(["collate", "--output", out])
+        doc = json.loads(s3.get_object(Bucket="bp-test", Key="runs/j/results.json")["Body"].read())
+        keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket="bp-test", Prefix="runs/j/")["Contents"])
+    clients.client.cache_clear()
+    assert doc["status"] == "SUCCEEDED" and len(doc["positions"]) == 5
+    assert keys == [
+        "runs/j/plan.json",
+        "runs/j/results.csv",
+        "runs/j/results.json",
+        "runs/j/shards/shard-00000.json",
+    ]
