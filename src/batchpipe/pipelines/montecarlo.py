@@ -27,7 +27,7 @@ from batchpipe.pricing.autocallable import NoteTerms, discounted_payoffs
 from batchpipe.pricing.calendar import annual_schedule, year_fraction
 from batchpipe.pricing.calibration import VolQuotes, calibrate
 from batchpipe.pricing.heston import HestonParams
-from batchpipe.pricing.paths import TimeGrid, antithetic, block_normals, build_grid, simulate_qe
+from batchpipe.pricing.paths import TimeGrid, build_grid, chunk_normals, simulate_qe_antithetic
 
 PLAN_VERSION = 1
 MAX_BLOCKS = 64
@@ -189,15 +189,16 @@ def _grid(plan: Doc) -> TimeGrid:
     return build_grid(np.array(plan["observationTimes"]), int(plan["simulation"]["stepsPerYear"]))
 
 
-def _terms(batch: Sequence[Doc]) -> NoteTerms:
-    return NoteTerms(
-        notional=np.array([p["notional"] for p in batch], dtype=float),
-        strike=np.array([p["strike"] for p in batch], dtype=float),
-        autocall=np.array([p["autocallBarrier"] for p in batch], dtype=float),
-        coupon=np.array([p["coupon"] for p in batch], dtype=float),
-        coupon_barrier=np.array([p["couponBarrier"] for p in batch], dtype=float),
-        protection_barrier=np.array([p["protectionBarrier"] for p in batch], dtype=float),
-        memory=np.array([1.0 if p["memory"] else 0.0 for p in batch]),
+def _unit_terms(p: Doc) -> tuple[float, ...]:
+    """A note's terms on a unit notional, in NoteTerms field order."""
+    return (
+        1.0,
+        float(p["strike"]),
+        float(p["autocallBarrier"]),
+        float(p["coupon"]),
+        float(p["couponBarrier"]),
+        float(p["protectionBarrier"]),
+        1.0 if p["memory"] else 0.0,
     )
 
 
@@ -224,8 +225,8 @@ def price_chunk(plan: Doc, shard: int, chunk: int) -> Doc:
     grid = _grid(plan)
     half = layout.pairs_per_block
     nb = len(blocks)
-    normals = antithetic([block_normals(int(sim["seed"]), b, grid.steps, half) for b in blocks])
-    spots = simulate_qe(HestonParams(**plan["model"]["heston"]), spot, rate, dividend, grid, normals)
+    normals = chunk_normals(int(sim["seed"]), blocks, grid.steps, half)
+    spots = simulate_qe_antithetic(HestonParams(**plan["model"]["heston"]), spot, rate, dividend, grid, normals)
     del normals
     column = {d: j for j, d in enumerate(plan["observationDates"])}
     times = np.array(plan["observationTimes"])
@@ -236,24 +237,35 @@ def price_chunk(plan: Doc, shard: int, chunk: int) -> Doc:
         t = times[list(cols)]
         discount = np.exp(-rate * t)
         group_spots = np.ascontiguousarray(spots[:, cols])
-        disc_spots = (group_spots * discount).reshape(nb, 2, half, len(cols))
-        controls = np.ascontiguousarray(0.5 * (disc_spots[:, 0] + disc_spots[:, 1]) - spot * np.exp(-dividend * t))
+        disc_spots = (group_spots * discount).reshape(2, nb, half, len(cols))
+        controls = np.ascontiguousarray(0.5 * (disc_spots[0] + disc_spots[1]) - spot * np.exp(-dividend * t))
         part["controls"][_group_key(cols)] = {
             "sum": controls.sum(axis=1),  # (nb, d)
             "cross": np.einsum("bhu,bhv->buv", controls, controls),  # (nb, d, d)
         }
-        for start in range(0, len(members), NOTE_BATCH):
-            batch = members[start : start + NOTE_BATCH]
-            terms = _terms(batch)
-            pv = discounted_payoffs(group_spots, terms, discount).reshape(nb, 2, half, len(batch))
-            pairs = 0.5 * (pv[:, 0] + pv[:, 1]) - terms.notional * discount[-1]  # (nb, half, notes)
+        # Notes with the same terms have the same payoff per unit of notional: price each term set once, on a
+        # unit notional, and scale the sums by the notional (so the arithmetic never depends on the batch).
+        unique: dict[tuple[float, ...], list[Doc]] = {}
+        for p in members:
+            unique.setdefault(_unit_terms(p), []).append(p)
+        keys = list(unique)
+        for start in range(0, len(keys), NOTE_BATCH):
+            batch = keys[start : start + NOTE_BATCH]
+            terms = NoteTerms(*(np.array(col, dtype=float) for col in zip(*batch, strict=True)))
+            pv = discounted_payoffs(group_spots, terms, discount).reshape(2, nb, half, len(batch))
+            pairs = 0.5 * (pv[0] + pv[1]) - discount[-1]  # (nb, half, notes): PV less the riskless floor
             y = np.ascontiguousarray(np.moveaxis(pairs, 2, 0))  # (notes, nb, half)
-            for i, p in enumerate(batch):
-                part["positions"][str(p["index"])] = {
-                    "sum": y[i].sum(axis=1),
-                    "sumsq": (y[i] * y[i]).sum(axis=1),
-                    "cross": np.einsum("bh,bhu->bu", y[i], controls),  # (nb, d)
-                }
+            for i, key in enumerate(batch):
+                unit_sum = y[i].sum(axis=1)
+                unit_sumsq = (y[i] * y[i]).sum(axis=1)
+                unit_cross = np.einsum("bh,bhu->bu", y[i], controls)  # (nb, d)
+                for p in unique[key]:
+                    notional = float(p["notional"])
+                    part["positions"][str(p["index"])] = {
+                        "sum": notional * unit_sum,
+                        "sumsq": (notional * notional) * unit_sumsq,
+                        "cross": notional * unit_cross,
+                    }
     return part
 
 

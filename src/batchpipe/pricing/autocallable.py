@@ -34,29 +34,39 @@ def discounted_payoffs(spots: FloatArray, terms: NoteTerms, discount: FloatArray
     """Present value of each note on each path: shape (paths, notes).
 
     spots: (paths, dates) spot at the notes' observation dates; discount: (dates,) discount factors.
+    The state per path and note is whether the note is alive and the coupon due if paid now,
+    coupon * (1 + unpaid * memory); a date pays that coupon when x >= min(autocall, couponBarrier).
     """
     n_paths, n_dates = spots.shape
     if discount.shape != (n_dates,):
         raise ValueError(f"{n_dates} observation dates but {discount.shape} discount factors")
     n_notes = terms.notional.size
+    pay_level = np.minimum(terms.autocall, terms.coupon_barrier)
+    memory_step = terms.coupon * terms.memory
     pv = np.zeros((n_paths, n_notes))
     alive = np.ones((n_paths, n_notes), dtype=bool)
-    unpaid = np.zeros((n_paths, n_notes))
-    inv_strike = 1.0 / terms.strike
+    due = np.repeat(terms.coupon[None, :], n_paths, axis=0)
     for j in range(n_dates - 1):
-        x = spots[:, j, None] * inv_strike
-        coupon_due = terms.coupon * (1.0 + unpaid * terms.memory)
-        called = alive & (x >= terms.autocall)
-        paid = alive & ~called & (x >= terms.coupon_barrier)
-        pv += discount[j] * terms.notional * (called * (1.0 + coupon_due) + paid * coupon_due)
-        unpaid = np.where(paid, 0.0, unpaid + (alive & ~called & ~paid))
+        x = spots[:, j, None] / terms.strike
+        pays = x >= pay_level
+        pays &= alive
+        called = x >= terms.autocall
+        called &= alive
+        cash = due * pays
+        cash += called
+        cash *= discount[j]
+        pv += cash
+        missed = alive & ~pays
+        due = np.where(pays, terms.coupon, due + missed * memory_step)
         alive &= ~called
-    x = spots[:, -1, None] * inv_strike
-    coupon_due = terms.coupon * (1.0 + unpaid * terms.memory)
+    x = spots[:, -1, None] / terms.strike
     final = np.where(
         x >= terms.coupon_barrier,
-        1.0 + coupon_due,
+        1.0 + due,
         np.where(x >= terms.protection_barrier, 1.0, np.minimum(1.0, x)),
     )
-    pv += alive * (discount[-1] * terms.notional * final)
+    final *= alive
+    final *= discount[-1]
+    pv += final
+    pv *= terms.notional
     return pv

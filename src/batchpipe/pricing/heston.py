@@ -48,13 +48,26 @@ def log_cf(u: ArrayLike, t: ArrayLike, p: HestonParams) -> ComplexArray:
     tt = np.asarray(t, dtype=np.float64)
     iu = 1j * uu
     beta = p.kappa - p.rho * p.sigma * iu
-    d = np.sqrt(beta * beta + p.sigma**2 * (iu + uu * uu))
-    g = (beta - d) / (beta + d)
+    q = iu + uu * uu
+    d = np.sqrt(beta * beta + p.sigma**2 * q)
+    bd = beta + d
+    # (beta - d) / sigma^2 = -q / (beta + d) exactly; written so, nothing cancels as sigma -> 0
+    b = -q / bd
+    g = p.sigma**2 * b / bd  # (beta - d) / (beta + d)
     e = np.exp(-d * tt)
-    one_minus_ge = 1.0 - g * e
-    dterm = (beta - d) / p.sigma**2 * (1.0 - e) / one_minus_ge
-    cterm = p.kappa * p.theta / p.sigma**2 * ((beta - d) * tt - 2.0 * np.log(one_minus_ge / (1.0 - g)))
+    one_minus_e = -np.expm1(-d * tt)
+    dterm = b * one_minus_e / (1.0 - g * e)
+    # ln((1 - g e) / (1 - g)) = log1p(g (1 - e) / (1 - g)), and g carries the factor sigma^2
+    cterm = p.kappa * p.theta * (b * tt - 2.0 * _log1p(g * one_minus_e / (1.0 - g)) / p.sigma**2)
     return np.asarray(cterm + dterm * p.v0, dtype=np.complex128)
+
+
+def _log1p(z: ComplexArray) -> ComplexArray:
+    """log(1 + z) accurate for tiny complex z too (numpy's complex log1p is not)."""
+    small = np.abs(z) < 1e-4
+    series = z * (1.0 - z * (0.5 - z * (1.0 / 3.0 - 0.25 * z)))  # error below |z|^5 / 5
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.asarray(np.where(small, series, np.log(1.0 + z)), dtype=np.complex128)
 
 
 @lru_cache(maxsize=4)

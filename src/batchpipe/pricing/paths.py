@@ -12,6 +12,7 @@ the same however blocks are grouped into work items, which is what makes results
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -63,6 +64,15 @@ def antithetic(normals: list[FloatArray]) -> FloatArray:
     return np.concatenate([part for z in normals for part in (z, -z)], axis=2)
 
 
+def chunk_normals(seed: int, blocks: range, steps: int, half: int) -> FloatArray:
+    """The normals of consecutive blocks, shape (blocks, steps, 2, half), each block drawn as by `block_normals`."""
+    out = np.empty((len(blocks), steps, 2, half))
+    for i, b in enumerate(blocks):
+        rng = np.random.Generator(np.random.SFC64(np.random.SeedSequence(seed, spawn_key=(b,))))
+        rng.standard_normal(out=out[i])
+    return out
+
+
 def simulate_qe(
     p: HestonParams, spot: float, rate: float, dividend: float, grid: TimeGrid, normals: FloatArray
 ) -> FloatArray:
@@ -73,6 +83,44 @@ def simulate_qe(
     steps, _, n = normals.shape
     if steps != grid.steps:
         raise ValueError(f"normals have {steps} steps, the grid {grid.steps}")
+    return _simulate(p, spot, rate, dividend, grid, n, lambda k: (normals[k, 0], normals[k, 1]))
+
+
+def simulate_qe_antithetic(
+    p: HestonParams, spot: float, rate: float, dividend: float, grid: TimeGrid, normals: FloatArray
+) -> FloatArray:
+    """Like `simulate_qe` for blocks of antithetic pairs, without materialising the negated normals.
+
+    normals: shape (blocks, steps, 2, half), e.g. from `chunk_normals`. Returns (2 * blocks * half, observations)
+    with the rows laid out as (sign, block, pair): row (0, b, i) used z and row (1, b, i) used -z, so
+    `out.reshape(2, blocks, half, -1)` pairs them. The paths equal those of `simulate_qe` on `antithetic(...)`.
+    """
+    nb, steps, _, half = normals.shape
+    if steps != grid.steps:
+        raise ValueError(f"normals have {steps} steps, the grid {grid.steps}")
+    m = nb * half
+    buf = np.empty((2, 2, m))
+
+    def step(k: int) -> tuple[FloatArray, FloatArray]:
+        for f in range(2):
+            plus = buf[f, 0].reshape(nb, half)
+            np.copyto(plus, normals[:, k, f, :])
+            np.negative(plus, out=buf[f, 1].reshape(nb, half))
+        return buf[0].reshape(2 * m), buf[1].reshape(2 * m)
+
+    return _simulate(p, spot, rate, dividend, grid, 2 * m, step)
+
+
+def _simulate(
+    p: HestonParams,
+    spot: float,
+    rate: float,
+    dividend: float,
+    grid: TimeGrid,
+    n: int,
+    step_normals: Callable[[int], tuple[FloatArray, FloatArray]],
+) -> FloatArray:
+    steps = grid.steps
     kappa, theta, sigma, rho = p.kappa, p.theta, p.sigma, p.rho
     log_s = np.full(n, math.log(spot))
     v = np.full(n, p.v0)
@@ -90,8 +138,7 @@ def simulate_qe(
         k3 = 0.5 * dt * (1.0 - rho * rho)
         k4 = k3
         big_a = k2 + 0.5 * k4
-        zv = normals[k, 0]
-        zx = normals[k, 1]
+        zv, zx = step_normals(k)
 
         m = theta + (v - theta) * ekd
         psi = (v * c1 + c2) / (m * m)

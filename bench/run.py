@@ -1,0 +1,157 @@
+"""`make bench`: batchpipe's figures side by side with references measured in the same run.
+
+Monte Carlo: calibration (time, RMSE), engine path-steps per second, and the workshop portfolio end to end at
+<= 0.05% of notional per position, each against the workshop's way (QuantLib differential-evolution calibration per
+position, QuantLib's path generator one path at a time and a Python payoff loop: bench/workshop_reference.py).
+Results are printed and written to bench/results.json.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+from batchpipe.pipelines.portfolio import WORKSHOP_EXPIRIES, WORKSHOP_STRIKES, WORKSHOP_VOLS  # noqa: E402
+from batchpipe.pricing.calendar import year_fraction  # noqa: E402
+from batchpipe.pricing.calibration import VolQuotes, calibrate  # noqa: E402
+from batchpipe.pricing.paths import antithetic, block_normals, build_grid, simulate_qe  # noqa: E402
+from workshop_reference import price_position_workshop_way  # noqa: E402
+
+TARGET = 0.0005  # per-position standard error, as a fraction of notional
+EXAMPLE = ROOT / "examples" / "portfolio.json"
+VALUATION = date(2019, 11, 20)
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, numpy {np.__version__}"
+
+
+def bench_calibration() -> dict[str, Any]:
+    times = np.array([year_fraction(VALUATION, date.fromisoformat(e)) for e in WORKSHOP_EXPIRIES])
+    quotes = VolQuotes.from_grid(times, np.array(WORKSHOP_STRIKES), np.array(WORKSHOP_VOLS))
+    calibrate(3550.0, 0.01, 0.0, quotes)  # warm-up
+    start = time.perf_counter()
+    fit = calibrate(3550.0, 0.01, 0.0, quotes)
+    return {"seconds": time.perf_counter() - start, "rmse": fit.rmse, "heston": fit.params.as_dict()}
+
+
+def bench_engine(heston: dict[str, float], paths: int = 131_072) -> dict[str, Any]:
+    from batchpipe.pricing.heston import HestonParams
+
+    grid = build_grid(np.array([(365.0 * i + 2) / 360.0 for i in range(1, 8)]), 12)
+    half, blocks = 8192, paths // 16384
+    params = HestonParams(**heston)
+    start = time.perf_counter()
+    for b in range(blocks):
+        simulate_qe(params, 3550.0, 0.01, 0.0, grid, antithetic([block_normals(1, b, grid.steps, half)]))
+    seconds = time.perf_counter() - start
+    return {"pathSteps": paths * grid.steps, "seconds": seconds, "pathStepsPerSecond": paths * grid.steps / seconds}
+
+
+def run_portfolio(paths: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [str(Path(sys.executable).parent / "batchpipe"), "run", "montecarlo", str(EXAMPLE), "--local",
+               "--json", "--paths", str(paths), "--output", tmp, "--job-name", "bench"]  # fmt: skip
+        start = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        seconds = time.perf_counter() - start
+    doc = json.loads(proc.stdout)
+    worst = max(p["stderr"] / p["notional"] for p in doc["positions"])
+    return {"paths": doc["simulation"]["paths"], "seconds": seconds, "worstStderrPct": 100 * worst, "doc": doc}
+
+
+def bench_end_to_end() -> dict[str, Any]:
+    paths = 131_072
+    for _ in range(4):
+        run = run_portfolio(paths)
+        if run["worstStderrPct"] <= 100 * TARGET:
+            break
+        paths = int(math.ceil(paths * (run["worstStderrPct"] / (100 * TARGET)) ** 2 * 1.05 / 16384) * 16384)
+    return run
+
+
+def main() -> None:
+    print(f"machine: {machine()}")
+    ours_cal = bench_calibration()
+    print(f"calibration: {ours_cal['seconds']:.2f} s, implied-vol RMSE {100 * ours_cal['rmse']:.3f} vol points")
+    engine = bench_engine(ours_cal["heston"])
+    print(f"engine: {engine['pathStepsPerSecond'] / 1e6:.1f} M path-steps/s (one core, normals included)")
+    e2e = bench_end_to_end()
+    positions = len(e2e["doc"]["positions"])
+    print(
+        f"workshop portfolio end to end: {e2e['seconds']:.2f} s for {positions} positions, {e2e['paths']:,} paths, "
+        f"worst stderr {e2e['worstStderrPct']:.4f}% of notional (start-up and calibration included)"
+    )
+
+    print("reference (the workshop's way, one position: strike 3550, barrier 0.95, 10,000 paths) ...", flush=True)
+    ref = price_position_workshop_way(1e7, 3550.0, 0.95, paths=10_000)
+    ref_pct = 100 * ref.stderr / 1e7
+    ref_steps = 10_000 * 14  # the workshop steps the variance twice a year for 7 years
+    ref_rate = ref_steps / ref.pricing_seconds
+    # to reach the target the workshop needs (stderr / target)^2 times the paths, for every position
+    scale = (ref_pct / (100 * TARGET)) ** 2
+    ref_portfolio = positions * (ref.calibration_seconds + ref.pricing_seconds * scale)
+    ours_pos1 = e2e["doc"]["positions"][1]
+    print(
+        f"reference: calibration {ref.calibration_seconds:.1f} s, pricing {ref.pricing_seconds:.2f} s, "
+        f"stderr {ref_pct:.3f}% of notional, PV {ref.pv:,.0f} "
+        f"(ours {ours_pos1['pv']:,.0f} ± {ours_pos1['stderr']:,.0f})"
+    )
+    rows = [
+        (
+            "calibration (s)",
+            ours_cal["seconds"],
+            ref.calibration_seconds,
+            ref.calibration_seconds / ours_cal["seconds"],
+        ),
+        ("path-steps per second", engine["pathStepsPerSecond"], ref_rate, engine["pathStepsPerSecond"] / ref_rate),
+        ("workshop portfolio at <=0.05% (s)", e2e["seconds"], ref_portfolio, ref_portfolio / e2e["seconds"]),
+    ]
+    print(f"\n{'figure':36} {'batchpipe':>14} {'workshop way':>14} {'ratio':>10}")
+    for name, ours, theirs, ratio in rows:
+        print(f"{name:36} {ours:14.4g} {theirs:14.4g} {ratio:9.0f}x")
+    results = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "montecarlo": {
+            "calibration": {k: ours_cal[k] for k in ("seconds", "rmse")},
+            "engine": engine,
+            "endToEnd": {k: e2e[k] for k in ("paths", "seconds", "worstStderrPct")} | {"positions": positions},
+            "reference": {
+                "calibrationSeconds": ref.calibration_seconds,
+                "pricingSeconds10kPaths": ref.pricing_seconds,
+                "stderrPct10kPaths": ref_pct,
+                "pathStepsPerSecond": ref_rate,
+                "portfolioSecondsAtTarget": ref_portfolio,
+            },
+            "ratios": {name: ratio for name, _, _, ratio in rows},
+        },
+    }
+    (ROOT / "bench" / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    print("\nwritten to bench/results.json")
+
+
+if __name__ == "__main__":
+    main()
