@@ -25,6 +25,7 @@ class RichProgress:
             TimeElapsedColumn(),
             console=console,
             transient=False,
+            auto_refresh=False,  # no refresh thread: the local engine forks worker processes
         )
         self._task: TaskID | None = None
         self.started = time.monotonic()
@@ -45,14 +46,17 @@ class RichProgress:
             if task.total is None:
                 self._bar.update(self._task, total=1, completed=1)
             self._bar.stop_task(self._task)
+            self._bar.refresh()
 
     def stage(self, name: str, description: str, total: int | None = None) -> None:
         self._finish()
         self._task = self._bar.add_task(description, total=total)
+        self._bar.refresh()
 
     def advance(self, units: int = 1) -> None:
         if self._task is not None:
             self._bar.advance(self._task, units)
+            self._bar.refresh()
 
     def warn(self, message: str) -> None:
         self._bar.console.print(f"[yellow]warning:[/] {message}")

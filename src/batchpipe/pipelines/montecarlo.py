@@ -396,7 +396,8 @@ def collate(plan: Doc, shard_results: Iterable[Doc | None]) -> Doc:
     total_stderr: float | None = None
     if priced_means and len(priced_means[0]) > 1:
         block_totals = np.array([math.fsum(col) for col in zip(*priced_means, strict=True)])
-        total_stderr = float(np.std(block_totals, ddof=1) / math.sqrt(block_totals.size))
+        spread = block_totals - block_totals[0]  # exact zeros when every block agrees (a riskless portfolio)
+        total_stderr = float(np.std(spread, ddof=1) / math.sqrt(block_totals.size))
     if not priced:
         status = "FAILED"
     elif len(priced) < len(positions):

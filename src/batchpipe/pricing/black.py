@@ -45,7 +45,7 @@ def implied_vol(
 ) -> FloatArray:
     """Black implied volatility by vectorised bisection-safeguarded Newton iterations.
 
-    Prices outside the no-arbitrage bounds give NaN.
+    Prices outside the no-arbitrage bounds, or on them, give NaN.
     """
     p, f, k, tt, df = np.broadcast_arrays(
         *(np.asarray(a, dtype=np.float64) for a in (price, forward, strike, t, discount))
@@ -55,7 +55,7 @@ def implied_vol(
     b = np.full(p.shape, hi)
     lower = black_price(f, k, a, tt, df, is_call)
     upper = black_price(f, k, b, tt, df, is_call)
-    valid = (p >= lower) & (p <= upper)
+    valid = (p > lower) & (p < upper)  # on a bound the vol is not determined
     x = np.full(p.shape, 0.2)
     for _ in range(iterations):
         value = black_price(f, k, x, tt, df, is_call) - p
