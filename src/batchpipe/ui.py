@@ -68,8 +68,9 @@ def _money(x: float | None) -> str:
 
 def montecarlo_tables(doc: Doc, console: Console) -> None:
     errors = any(p["error"] for p in doc["positions"])
+    ids = any(p["id"] is not None for p in doc["positions"])
     table = Table(title=f"{doc['jobName']}: {doc['status']}", title_justify="left")
-    for col in ("#", "id", "notional", "strike", "autocall", "PV", "std err", "% notional"):
+    for col in ("#", *(["id"] if ids else []), "notional", "strike", "autocall", "PV", "std err", "% notional"):
         table.add_column(col, justify="left" if col == "id" else "right")
     if errors:
         table.add_column("error", overflow="fold")
@@ -77,7 +78,7 @@ def montecarlo_tables(doc: Doc, console: Console) -> None:
         pct = "" if p["stderr"] is None else f"{100 * p['stderr'] / p['notional']:.3f}%"
         row = [
             str(p["index"]),
-            p["id"] or "",
+            *([p["id"] or ""] if ids else []),
             f"{p['notional']:,.0f}",
             f"{p['strike']:g}",
             f"{p['autocallBarrier']:g}",
