@@ -4,13 +4,22 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test lint bench run clean
+.PHONY: install system-deps test lint bench run clean
 
-install: $(STAMP)
+install: system-deps $(STAMP)
 
-$(STAMP): pyproject.toml
-	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { \
-	  echo "installing python3-venv (Debian)"; apt-get update -qq && apt-get install -y -qq python3-venv; }
+# Debian packages the pipelines run: Blender and FFmpeg (and python3-venv on a bare Debian), installed when missing.
+DEB_NEEDED = $(strip $(if $(shell command -v blender),,blender) $(if $(shell command -v ffmpeg),,ffmpeg) \
+  $(if $(shell $(PYTHON) -c 'import ensurepip, venv' 2>/dev/null && echo ok),,python3-venv))
+
+system-deps:
+	@if [ -n "$(DEB_NEEDED)" ]; then \
+	  echo "installing Debian packages: $(DEB_NEEDED)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(DEB_NEEDED); \
+	fi
+
+$(STAMP): pyproject.toml | system-deps
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'

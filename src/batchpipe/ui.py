@@ -105,3 +105,21 @@ def montecarlo_tables(doc: Doc, console: Console) -> None:
     console.print(
         f"Heston {heston}" + ("" if rmse is None else f"  (calibrated, implied-vol RMSE {100 * rmse:.2f} vol points)")
     )
+
+
+def render_summary(doc: Doc, out_dir: Any, console: Console) -> None:
+    table = Table(title=f"{doc['jobName']}: {doc['status']}", title_justify="left", show_header=False)
+    table.add_column("what", style="bold")
+    table.add_column("value")
+    w, h = doc["resolution"]
+    table.add_row("scene", f"{doc['scene']} ({doc['engine']})")
+    table.add_row("frames", f"{doc['frameStart']}-{doc['frameEnd']} step {doc['frameStep']}: {doc['frames']} frames")
+    table.add_row("rendered", f"{len(doc['framesRendered'])} in {doc['shards']} shards of {doc['framesPerJob']}")
+    table.add_row("size", f"{w}x{h} ({doc['resolutionPercentage']}%), {doc['fps']:g} fps")
+    if doc["missingFrames"]:
+        table.add_row("missing", doc["missingFrameRanges"], style="red")
+    if doc["video"]:
+        info = doc["videoInfo"]
+        table.add_row("video", f"{out_dir}/{doc['video']} ({info['frames']} frames, {info['width']}x{info['height']})")
+    table.add_row("frames dir", f"{out_dir}/frames/")
+    console.print(table)

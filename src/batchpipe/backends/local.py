@@ -1,4 +1,5 @@
-"""The local engine: the pipeline's stages on this machine, the fan-out on a process pool.
+"""The local engine: the pipeline's stages on this machine, the fan-out on a process pool (Monte Carlo) or on
+parallel Blender processes (render).
 
 Monte Carlo work is split into (shard, chunk) tasks: a shard is a slice of positions, as on AWS; a chunk a fixed
 group of path blocks. A shard's chunks are folded in order into exactly the result one AWS array child computes,
@@ -9,15 +10,20 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import shutil
+import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed, wait
+from pathlib import Path
 from typing import Any, TypeVar
 
 from batchpipe import artifacts
 from batchpipe.errors import BatchpipeError
 from batchpipe.pipelines import montecarlo as mc
+from batchpipe.pipelines import render as rp
 from batchpipe.pipelines.portfolio import Portfolio
 from batchpipe.progress import Progress
+from batchpipe.rendering.frames import threads_per_process
 
 Doc = dict[str, Any]
 T = TypeVar("T")
@@ -133,4 +139,70 @@ def run_montecarlo(
     progress.stage("collate", "Collating")
     doc = mc.collate(plan, [results.get(s) for s in range(shards)])
     artifacts.write_montecarlo_results(output_dir, doc)
+    return doc
+
+
+def run_render(
+    blend: Path,
+    *,
+    job_name: str,
+    output_dir: Path,
+    progress: Progress,
+    frames_per_job: int,
+    workers: int | None = None,
+    frames: tuple[int, int] | None = None,
+    resolution_percentage: int | None = None,
+    samples: int | None = None,
+) -> Doc:
+    """Inspect, render the shards on parallel Blender processes, stitch; write frames/, output.mp4, render.json.
+
+    Shards run on threads (each waits on its own Blender process); Blender's threads are divided among them.
+    Progress counts frames as Blender saves them.
+    """
+    progress.stage("preprocess", "Inspecting the scene")
+    plan = rp.preprocess(
+        blend, job_name, frames_per_job, frames=frames, resolution_percentage=resolution_percentage, samples=samples
+    )
+    rp.tool("blender")
+    rp.tool("ffmpeg")
+    frames_dir = output_dir / "frames"
+    logs_dir = output_dir / "logs"
+    # a re-run into the same directory starts clean: old frames never mix with new ones
+    for stale in (frames_dir, logs_dir, output_dir / "shards"):
+        shutil.rmtree(stale, ignore_errors=True)
+    for stale_file in ("output.mp4", "render.json"):
+        (output_dir / stale_file).unlink(missing_ok=True)
+    logs_dir.mkdir(parents=True, exist_ok=True)
+    artifacts.write_json(artifacts.plan_uri(str(output_dir)), plan)
+    n_workers = min(workers or default_workers(), int(plan["shards"]))
+    threads = threads_per_process(default_workers(), n_workers)
+    results: list[Doc | None] = [None] * int(plan["shards"])
+    lock = threading.Lock()
+    progress.stage("render", f"Rendering {plan['frames']} frames of {plan['scene']!r}", total=int(plan["frames"]))
+
+    def one(shard: int) -> Doc:
+        def saved(_frame: int) -> None:
+            with lock:
+                progress.advance()
+
+        return rp.render_shard(
+            plan, shard, blend, frames_dir, threads, on_frame=saved, log_file=logs_dir / f"shard-{shard:05d}.log"
+        )
+
+    with ThreadPoolExecutor(max_workers=n_workers) as pool:
+        futures = {pool.submit(one, s): s for s in range(int(plan["shards"]))}
+        for fut in as_completed(futures):
+            shard = futures[fut]
+            exc = fut.exception()
+            result = rp.failed_shard(plan, shard, f"shard {shard} failed: {exc}") if exc else fut.result()
+            results[shard] = result
+            artifacts.write_json(artifacts.shard_uri(str(output_dir), shard), result)
+            if result["error"]:
+                progress.warn(result["error"])
+    video = None
+    if all(r is not None and not r["missing"] for r in results):
+        progress.stage("stitch", "Stitching output.mp4")
+        video = rp.stitch(plan, frames_dir, output_dir / "output.mp4")
+    doc = rp.collate(plan, results, video, "output.mp4" if video else None)
+    artifacts.write_json(str(output_dir / "render.json"), doc, indent=2)
     return doc

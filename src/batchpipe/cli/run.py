@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import re
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
@@ -29,16 +31,44 @@ def run() -> None:
     """Run a pipeline."""
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def common_options(what: str) -> Callable[[F], F]:
+    """Options every pipeline's run command takes."""
+
+    def decorate(fn: F) -> F:
+        for option in reversed(
+            [
+                click.option("--local", is_flag=True, help="Run on this machine instead of AWS Batch."),
+                click.option("--job-name", help=f"Name of the run (default: the {what} name and UTC time)."),
+                click.option("--workers", type=click.IntRange(min=1), help="Parallel workers (default: all cores)."),
+                click.option(
+                    "--output",
+                    "output",
+                    type=click.Path(file_okay=False, path_type=Path),
+                    help="Output directory (default: ./batchpipe-runs/JOB_NAME/).",
+                ),
+                click.option("--json", "as_json", is_flag=True, help="Print the result document instead of tables."),
+            ]
+        ):
+            fn = option(fn)
+        return fn
+
+    return decorate
+
+
+def _require_local(local: bool) -> None:
+    if not local:
+        raise InputError("the AWS engine is not available yet in this version: add --local to run on this machine")
+
+
 @run.command()
 @click.argument("portfolio", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--local", is_flag=True, help="Run on this machine instead of AWS Batch.")
-@click.option("--job-name", help="Name of the run (default: portfolio name and UTC time).")
+@common_options("portfolio")
 @click.option("--positions-per-job", type=click.IntRange(min=1), help="Positions per shard (array child).")
 @click.option("--paths", type=click.IntRange(min=2), help="Monte Carlo paths (overrides the file).")
 @click.option("--seed", type=click.IntRange(min=0, max=2**63 - 1), help="Random seed (overrides the file).")
-@click.option("--workers", type=click.IntRange(min=1), help="Worker processes (default: all cores).")
-@click.option("--output", "output", type=click.Path(file_okay=False, path_type=Path), help="Output directory.")
-@click.option("--json", "as_json", is_flag=True, help="Print the results document on stdout instead of tables.")
 def montecarlo(
     portfolio: Path,
     local: bool,
@@ -65,8 +95,7 @@ def montecarlo(
     from batchpipe.pipelines.portfolio import load_portfolio
     from batchpipe.ui import RichProgress, montecarlo_tables
 
-    if not local:
-        raise InputError("the AWS engine is not available yet in this version: add --local to run on this machine")
+    _require_local(local)
     doc_in = load_portfolio(portfolio)
     name = _job_name(job_name, doc_in.name)
     out_dir = output or Path("batchpipe-runs") / name
@@ -90,4 +119,69 @@ def montecarlo(
     if doc["status"] != "SUCCEEDED":
         failed = [p for p in doc["positions"] if p["error"]]
         stderr.print(f"[red]{doc['status']}[/]: {len(failed)} of {len(doc['positions'])} positions not priced")
+        sys.exit(1)
+
+
+@run.command()
+@click.argument("blend", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path))
+@common_options("file")
+@click.option("--frames-per-job", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Frames each shard (array child) renders.")  # fmt: skip
+@click.option("--frames", "frame_range", metavar="START-END", help="Render these frames instead of the scene's range.")
+@click.option("--resolution-percentage", type=click.IntRange(1, 10_000), help="Scale the resolution (preview).")
+@click.option("--samples", type=click.IntRange(min=1), help="Render samples (Cycles or EEVEE; preview).")
+def render(
+    blend: Path,
+    local: bool,
+    job_name: str | None,
+    workers: int | None,
+    output: Path | None,
+    as_json: bool,
+    frames_per_job: int,
+    frame_range: str | None,
+    resolution_percentage: int | None,
+    samples: int | None,
+) -> None:
+    """Render a Blender file in parallel frame chunks and stitch the frames into an H.264 MP4.
+
+    Writes frames/NNNN.png (named by frame number), output.mp4 and render.json to --output (default
+    ./batchpipe-runs/JOB_NAME/). The file's own scripts never run (Blender's auto-exec is disabled).
+    Exit code 0 when every frame rendered, 1 when some did not, 2 for bad input.
+
+    \b
+    Example:
+      batchpipe run render scene.blend --frames-per-job 4 --local --resolution-percentage 50
+    """
+    from rich.console import Console
+
+    from batchpipe.backends import local as local_backend
+    from batchpipe.rendering.frames import parse_frames_option
+    from batchpipe.ui import RichProgress, render_summary
+
+    _require_local(local)
+    try:
+        frames = parse_frames_option(frame_range) if frame_range is not None else None
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    name = _job_name(job_name, blend.stem)
+    out_dir = output or Path("batchpipe-runs") / name
+    stderr = Console(stderr=True)
+    with RichProgress(stderr) as progress:
+        doc = local_backend.run_render(
+            blend,
+            job_name=name,
+            output_dir=out_dir,
+            progress=progress,
+            frames_per_job=frames_per_job,
+            workers=workers,
+            frames=frames,
+            resolution_percentage=resolution_percentage,
+            samples=samples,
+        )
+    if as_json:
+        click.echo(json.dumps(doc, indent=2))
+    else:
+        render_summary(doc, out_dir, Console())
+    if doc["status"] != "SUCCEEDED":
+        stderr.print(f"[red]{doc['status']}[/]: frames missing: {doc['missingFrameRanges']} (logs in {out_dir}/logs)")
         sys.exit(1)

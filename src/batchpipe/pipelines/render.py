@@ -1,0 +1,313 @@
+"""The rendering pipeline: preprocess (inspect the .blend) -> render shards (Blender) -> stitch (FFmpeg).
+
+The same functions run in the local engine's worker threads and in the render container.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections import deque
+from collections.abc import Callable
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from batchpipe.errors import BatchpipeError, InputError
+from batchpipe.rendering.blendfile import BlendError, inspect_blend
+from batchpipe.rendering.commands import blender_render_args, ffmpeg_stitch_args, ffprobe_args
+from batchpipe.rendering.frames import (
+    MAX_ARRAY_SIZE,
+    FrameRange,
+    frame_filename,
+    frame_rate,
+    output_size,
+    shard_count,
+    shard_frames,
+)
+from batchpipe.rendering.pngcheck import png_problem
+
+PLAN_VERSION = 1
+LOG_TAIL_LINES = 15
+
+Doc = dict[str, Any]
+
+
+def tool(name: str) -> str:
+    """Path of blender, ffmpeg or ffprobe: $BATCHPIPE_<NAME> or the PATH."""
+    found = os.environ.get(f"BATCHPIPE_{name.upper()}") or shutil.which(name)
+    if not found:
+        raise BatchpipeError(
+            f"{name} not found on PATH",
+            f"install it (Debian: apt-get install {'blender' if name == 'blender' else 'ffmpeg'}) "
+            f"or set BATCHPIPE_{name.upper()}",
+        )
+    return found
+
+
+def parse_frames_per_job(value: int | str, source: str = "framesPerJob") -> int:
+    """framesPerJob as the workshop passes it (the string "1") or as a number."""
+    try:
+        n = int(str(value).strip())
+    except ValueError:
+        raise InputError(f"{source} {value!r}: expected a whole number of frames per job") from None
+    if n < 1:
+        raise InputError(f"{source} {value!r}: must be at least 1")
+    return n
+
+
+def preprocess(
+    blend: Path,
+    job_name: str,
+    frames_per_job: int | str,
+    source: str | None = None,
+    frames: tuple[int, int] | None = None,
+    resolution_percentage: int | None = None,
+    samples: int | None = None,
+) -> Doc:
+    """Inspect the file and plan the shards. Bad input raises InputError before anything renders."""
+    name = source or str(blend)
+    per_job = parse_frames_per_job(frames_per_job)
+    if not blend.is_file():
+        raise InputError(f"{name}: no such file")
+    try:
+        info = inspect_blend(blend)
+    except BlendError as exc:
+        raise InputError(f"{name}: {exc}") from None
+    start, end = frames if frames is not None else (info.frame_start, info.frame_end)
+    try:
+        rng = FrameRange(start, end, info.frame_step)
+    except ValueError as exc:
+        raise InputError(f"{name}: scene {info.scene!r}: {exc}") from None
+    try:
+        rate = frame_rate(info.fps, info.fps_base)
+    except ValueError as exc:
+        raise InputError(f"{name}: scene {info.scene!r}: {exc}") from None
+    percentage = resolution_percentage if resolution_percentage is not None else info.resolution_percentage
+    if not 1 <= percentage <= 10_000:
+        raise InputError(f"resolution percentage {percentage}: must be between 1 and 10000")
+    if samples is not None and samples < 1:
+        raise InputError(f"samples {samples}: must be at least 1")
+    # AWS Batch arrays have at most 10,000 children: larger renders get more frames per child
+    effective = max(per_job, -(-rng.count // MAX_ARRAY_SIZE))
+    return {
+        "version": PLAN_VERSION,
+        "pipeline": "render",
+        "jobName": job_name,
+        "input": name,
+        "scene": info.scene,
+        "engine": info.engine,
+        "compression": info.compression,
+        "blenderVersion": info.blender_version,
+        "frameStart": rng.start,
+        "frameEnd": rng.end,
+        "frameStep": rng.step,
+        "frames": rng.count,
+        "fps": float(rate),
+        "frameRate": f"{rate.numerator}/{rate.denominator}",
+        "resolution": [info.width, info.height],
+        "resolutionPercentage": percentage,
+        "outputSize": list(output_size(info.width, info.height, percentage)),
+        "samples": samples,
+        "framesPerJobRequested": per_job,
+        "framesPerJob": effective,
+        "shards": shard_count(rng.count, effective),
+    }
+
+
+def frame_range(plan: Doc) -> FrameRange:
+    return FrameRange(int(plan["frameStart"]), int(plan["frameEnd"]), int(plan["frameStep"]))
+
+
+def all_frames(plan: Doc) -> list[int]:
+    return frame_range(plan).frames()
+
+
+def frames_of_shard(plan: Doc, shard: int) -> list[int]:
+    return shard_frames(frame_range(plan), int(plan["framesPerJob"]), shard)
+
+
+def _frame_of(saved_line: str) -> int | None:
+    """The frame number in Blender's "Saved: '/dir/0007.png'" line."""
+    if not saved_line.startswith("Saved:"):
+        return None
+    name = Path(saved_line.split(":", 1)[1].strip().strip("'\"")).name
+    stem = name.removesuffix(".png")
+    try:
+        return int(stem)
+    except ValueError:
+        return None
+
+
+def render_shard(
+    plan: Doc,
+    shard: int,
+    blend: Path,
+    frames_dir: Path,
+    threads: int,
+    on_frame: Callable[[int], None] | None = None,
+    log_file: Path | None = None,
+) -> Doc:
+    """Render one shard's frames with Blender and check every expected frame is a complete PNG."""
+    frames = frames_of_shard(plan, shard)
+    frames_dir.mkdir(parents=True, exist_ok=True)
+    args = blender_render_args(
+        tool("blender"),
+        str(blend),
+        plan["scene"],
+        str(frames_dir / "####"),
+        frames[0],
+        frames[-1],
+        int(plan["frameStep"]),
+        threads,
+        resolution_percentage=plan["resolutionPercentage"],
+        samples=plan["samples"],
+    )
+    started = time.monotonic()
+    tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
+    log = log_file.open("w", encoding="utf-8") if log_file else None
+    try:
+        proc = subprocess.Popen(
+            args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace", bufsize=1
+        )
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if log:
+                log.write(line)
+            tail.append(line.rstrip())
+            frame = _frame_of(line)
+            if frame is not None and on_frame:
+                on_frame(frame)
+        code = proc.wait()
+    finally:
+        if log:
+            log.close()
+    size = (int(plan["outputSize"][0]), int(plan["outputSize"][1]))
+    problems = {f: p for f in frames if (p := png_problem(frames_dir / frame_filename(f), size)) is not None}
+    error = None
+    if code != 0 or problems:
+        what = f"Blender exited with code {code}" if code != 0 else "Blender exited 0"
+        missing = ", ".join(f"{f} ({p})" for f, p in problems.items()) or "none"
+        error = f"shard {shard}: {what}; frames missing or invalid: {missing}; log tail: " + " | ".join(
+            line for line in tail if line
+        )
+    return {
+        "jobName": plan["jobName"],
+        "shard": shard,
+        "frames": frames,
+        "rendered": [f for f in frames if f not in problems],
+        "missing": sorted(problems),
+        "error": error,
+        "seconds": round(time.monotonic() - started, 3),
+    }
+
+
+def failed_shard(plan: Doc, shard: int, message: str) -> Doc:
+    frames = frames_of_shard(plan, shard)
+    return {"jobName": plan["jobName"], "shard": shard, "frames": frames, "rendered": [], "missing": frames,
+            "error": message, "seconds": 0.0}  # fmt: skip
+
+
+def stitch(plan: Doc, frames_dir: Path, video: Path) -> Doc:
+    """output.mp4 from every frame in order, at the scene's frame rate; the frame count is checked."""
+    frames = all_frames(plan)
+    size = (int(plan["outputSize"][0]), int(plan["outputSize"][1]))
+    bad = [f for f in frames if png_problem(frames_dir / frame_filename(f), size) is not None]
+    if bad:
+        raise BatchpipeError(f"cannot stitch: frames missing or invalid: {ranges_text(bad)}")
+    rate = frame_rate_of(plan)
+    video.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="batchpipe-stitch-") as tmp:
+        for i, f in enumerate(frames):  # a gap-free sequence whatever the frame numbers and step
+            os.symlink((frames_dir / frame_filename(f)).resolve(), Path(tmp) / f"{i:06d}.png")
+        partial = video.with_name(f".{video.name}.partial.mp4")
+        run = subprocess.run(
+            ffmpeg_stitch_args(tool("ffmpeg"), str(Path(tmp) / "%06d.png"), rate, len(frames), str(partial)),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if run.returncode != 0:
+            partial.unlink(missing_ok=True)
+            raise BatchpipeError(f"ffmpeg failed (exit {run.returncode}): {run.stderr.strip()[-800:]}")
+    probe = probe_video(partial)
+    if probe["frames"] != len(frames):
+        partial.unlink(missing_ok=True)
+        raise BatchpipeError(f"the video has {probe['frames']} frames, expected {len(frames)}")
+    os.replace(partial, video)
+    return probe
+
+
+def frame_rate_of(plan: Doc) -> Fraction:
+    return Fraction(plan["frameRate"])
+
+
+def probe_video(video: Path) -> Doc:
+    run = subprocess.run(ffprobe_args(tool("ffprobe"), str(video)), capture_output=True, text=True, check=False)
+    if run.returncode != 0:
+        raise BatchpipeError(f"ffprobe cannot read {video}: {run.stderr.strip()[-400:]}")
+    streams = json.loads(run.stdout).get("streams") or []
+    if not streams:
+        raise BatchpipeError(f"{video} has no video stream")
+    s = streams[0]
+    return {
+        "frames": int(s.get("nb_read_frames", 0)),
+        "width": int(s["width"]),
+        "height": int(s["height"]),
+        "frameRate": s.get("r_frame_rate"),
+        "codec": s.get("codec_name"),
+        "pixelFormat": s.get("pix_fmt"),
+    }
+
+
+def ranges_text(frames: list[int]) -> str:
+    """[1, 2, 3, 7] -> '1-3, 7'."""
+    groups: list[list[int]] = []
+    for f in sorted(frames):
+        if groups and f == groups[-1][1] + 1:
+            groups[-1][1] = f
+        else:
+            groups.append([f, f])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in groups)
+
+
+def collate(plan: Doc, shard_results: list[Doc | None], video: Doc | None, video_name: str | None) -> Doc:
+    """The render.json document."""
+    results = [r or failed_shard(plan, i, f"shard {i} produced no result") for i, r in enumerate(shard_results)]
+    rendered = sorted(f for r in results for f in r["rendered"])
+    missing = sorted(f for r in results for f in r["missing"])
+    errors = [r["error"] for r in results if r["error"]]
+    if not missing and video is not None:
+        status = "SUCCEEDED"
+    elif rendered:
+        status = "PARTIAL"
+    else:
+        status = "FAILED"
+    return {
+        "jobName": plan["jobName"],
+        "status": status,
+        "input": plan["input"],
+        "scene": plan["scene"],
+        "engine": plan["engine"],
+        "frameStart": plan["frameStart"],
+        "frameEnd": plan["frameEnd"],
+        "frameStep": plan["frameStep"],
+        "fps": plan["fps"],
+        "frameRate": plan["frameRate"],
+        "resolution": plan["outputSize"],
+        "resolutionPercentage": plan["resolutionPercentage"],
+        "samples": plan["samples"],
+        "framesPerJob": plan["framesPerJob"],
+        "shards": plan["shards"],
+        "frames": len(all_frames(plan)),
+        "framesRendered": [frame_filename(f) for f in rendered],
+        "missingFrames": missing,
+        "missingFrameRanges": ranges_text(missing) if missing else None,
+        "errors": errors,
+        "video": video_name if video is not None else None,
+        "videoInfo": video,
+    }

@@ -1,0 +1,1 @@
+"""Rendering: .blend inspection, frame chunking, Blender and FFmpeg command lines, frame checks."""
