@@ -13,26 +13,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Sequence
 
 from batchpipe import artifacts, storage
 from batchpipe.errors import BatchpipeError, InputError
+from batchpipe.jobs.common import shard_index
 from batchpipe.pipelines import montecarlo as mc
 from batchpipe.pipelines.portfolio import parse_portfolio
-
-
-def _shard_index(given: int | None) -> int:
-    if given is not None:
-        return given
-    env = os.environ.get("AWS_BATCH_JOB_ARRAY_INDEX")
-    if env is None:
-        return 0
-    try:
-        return int(env)
-    except ValueError:
-        raise InputError(f"AWS_BATCH_JOB_ARRAY_INDEX={env!r} is not an integer") from None
 
 
 def preprocess(args: argparse.Namespace) -> None:
@@ -47,7 +35,7 @@ def preprocess(args: argparse.Namespace) -> None:
 
 def price(args: argparse.Namespace) -> None:
     plan = artifacts.read_json(artifacts.plan_uri(args.output))
-    shard = _shard_index(args.shard)
+    shard = shard_index(args.shard)
     if not 0 <= shard < int(plan["shards"]):
         raise InputError(f"shard {shard} out of range: the plan has {plan['shards']} shards")
     artifacts.write_json(artifacts.shard_uri(args.output, shard), mc.price_shard(plan, shard))

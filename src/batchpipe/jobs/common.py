@@ -1,0 +1,20 @@
+"""What every entrypoint shares."""
+
+from __future__ import annotations
+
+import os
+
+from batchpipe.errors import InputError
+
+
+def shard_index(given: int | None) -> int:
+    """--shard if given, else AWS Batch's AWS_BATCH_JOB_ARRAY_INDEX, else 0 (a job that is not an array)."""
+    if given is not None:
+        return given
+    env = os.environ.get("AWS_BATCH_JOB_ARRAY_INDEX")
+    if env is None:
+        return 0
+    try:
+        return int(env)
+    except ValueError:
+        raise InputError(f"AWS_BATCH_JOB_ARRAY_INDEX={env!r} is not an integer") from None
