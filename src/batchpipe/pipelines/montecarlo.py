@@ -34,6 +34,7 @@ MAX_BLOCKS = 64
 CHUNK_PATHS = 16_384  # paths simulated together: arrays stay cache-sized
 NOTE_BATCH = 64  # notes whose payoffs are computed together
 DEFAULT_POSITIONS_PER_JOB = 256
+MAX_ARRAY_SIZE = 10_000  # AWS Batch's limit on array children
 
 Doc = dict[str, Any]
 
@@ -134,9 +135,11 @@ def preprocess(
 ) -> Doc:
     """Resolve every position's terms and dates, calibrate once, and lay out shards and paths: the plan."""
     n = len(portfolio.positions)
-    per_job = positions_per_job or min(n, DEFAULT_POSITIONS_PER_JOB)
-    if per_job < 1:
+    requested = positions_per_job or min(n, DEFAULT_POSITIONS_PER_JOB)
+    if requested < 1:
         raise InputError("--positions-per-job must be at least 1")
+    # AWS Batch arrays have at most 10,000 children: larger portfolios get more positions per child
+    per_job = max(requested, -(-n // MAX_ARRAY_SIZE))
     if paths is not None and paths < 2:
         raise InputError("--paths must be at least 2")
     if seed is not None and not 0 <= seed < 2**63:
@@ -172,6 +175,7 @@ def preprocess(
         },
         "observationDates": all_dates,
         "observationTimes": obs_times,
+        "positionsPerJobRequested": requested,
         "positionsPerJob": per_job,
         "shards": -(-n // per_job),
         "positions": positions,
