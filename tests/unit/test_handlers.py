@@ -25,8 +25,9 @@ def workshop_montecarlo() -> dict[str, str]:
 
 def test_workshop_montecarlo_payload_builds_the_three_commands() -> None:
     out = handlers.handler({"action": "prepare", "pipeline": "montecarlo", "input": workshop_montecarlo()}, None)
-    assert out["preprocessCommand"] == ["preprocess", "--input", "s3://bucket/portfolio.json",
-                                        "--output", "s3://bucket/MCAutocallable", "--job-name", "MCAutocallable"]  # fmt: skip
+    expected = ["preprocess", "--input", "s3://bucket/portfolio.json", "--output", "s3://bucket/MCAutocallable",
+                "--job-name", "MCAutocallable"]  # fmt: skip
+    assert out["preprocessCommand"] == expected
     assert out["shardCommand"] == ["price", "--output", "s3://bucket/MCAutocallable"]
     assert out["collateCommand"] == ["collate", "--output", "s3://bucket/MCAutocallable"]
     assert out["planUri"] == "s3://bucket/MCAutocallable/plan.json"
