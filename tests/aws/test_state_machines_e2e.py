@@ -1,0 +1,153 @@
+"""Both state machines executed end to end by moto's Step Functions interpreter, with the real Lambda handler
+(deployed as its zip) and the real container entrypoints run in-process for the Batch jobs (tests/aws/moto_runtime.py).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import time
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import moto
+import pytest
+
+from batchpipe.aws import clients, handlers
+from tests.aws.moto_runtime import CONFIG, BatchRuntime, patched
+from tests.conftest import EXAMPLE, WORKSHOP_HESTON, small_portfolio
+
+ROOT = Path(__file__).resolve().parents[2]
+BUCKET = "batchpipe-e2e"
+
+
+class Stack:
+    """The resources the template would create, made directly through the APIs."""
+
+    def __init__(self, runtime: BatchRuntime) -> None:
+        self.runtime = runtime
+        iam = clients.client("iam")
+        role = iam.create_role(RoleName="batchpipe-e2e", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+        self.s3 = clients.client("s3")
+        self.s3.create_bucket(Bucket=BUCKET)
+        code = io.BytesIO()
+        with zipfile.ZipFile(code, "w") as zf:
+            zf.writestr("index.py", Path(handlers.__file__).read_text())
+        function = clients.client("lambda").create_function(
+            FunctionName="batchpipe-plan", Runtime="python3.12", Role=role, Handler="index.handler",
+            Code={"ZipFile": code.getvalue()},
+        )["FunctionArn"]  # fmt: skip
+        batch = clients.client("batch")
+        env = batch.create_compute_environment(computeEnvironmentName="batchpipe-ce", type="UNMANAGED",
+                                               serviceRole=role)["computeEnvironmentArn"]  # fmt: skip
+        self.queue = batch.create_job_queue(
+            jobQueueName="batchpipe-queue", priority=1, state="ENABLED",
+            computeEnvironmentOrder=[{"order": 1, "computeEnvironment": env}],
+        )["jobQueueArn"]  # fmt: skip
+        self.definitions = {
+            name: batch.register_job_definition(
+                jobDefinitionName=f"batchpipe-{name}", type="container",
+                containerProperties={"image": f"{name}:test", "vcpus": 1, "memory": 512},
+            )["jobDefinitionArn"]
+            for name in ("pricer", "render")
+        }  # fmt: skip
+        self.sfn = clients.client("stepfunctions")
+        self.machines = {}
+        for name in ("montecarlo", "render"):
+            asl = (ROOT / "cloudformation" / f"{name}.asl.json").read_text().replace("${PlanFunctionArn}", function)
+            self.machines[name] = self.sfn.create_state_machine(name=f"batchpipe-{name}", definition=asl,
+                                                                roleArn=role)["stateMachineArn"]  # fmt: skip
+
+    def put(self, key: str, body: bytes) -> str:
+        self.s3.put_object(Bucket=BUCKET, Key=key, Body=body)
+        return f"s3://{BUCKET}/{key}"
+
+    def payload(self, pipeline: str, job: str, input_uri: str, **extra: Any) -> dict[str, Any]:
+        definition = self.definitions["pricer" if pipeline == "montecarlo" else "render"]
+        return {"jobName": job, "inputUri": input_uri, "outputUri": f"s3://{BUCKET}/{job}",
+                "jobDefinitionArn": definition, "jobQueueArn": self.queue, **extra}  # fmt: skip
+
+    def execute(self, pipeline: str, payload: dict[str, Any]) -> dict[str, Any]:
+        arn = self.sfn.start_execution(stateMachineArn=self.machines[pipeline], input=json.dumps(payload))[
+            "executionArn"
+        ]
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            desc: dict[str, Any] = self.sfn.describe_execution(executionArn=arn)
+            if desc["status"] != "RUNNING":
+                return desc
+            time.sleep(0.1)
+        raise AssertionError("execution did not finish")
+
+    def result(self, job: str, name: str) -> dict[str, Any]:
+        doc: dict[str, Any] = json.loads(self.s3.get_object(Bucket=BUCKET, Key=f"{job}/{name}")["Body"].read())
+        return doc
+
+
+@pytest.fixture
+def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
+    for key, value in {"AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing",
+                       "AWS_SECRET_ACCESS_KEY": "testing"}.items():  # fmt: skip
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    clients.client.cache_clear()
+    with moto.mock_aws(config=CONFIG), patched(BatchRuntime()) as runtime:  # type: ignore[arg-type]
+        yield Stack(runtime)
+    clients.client.cache_clear()
+
+
+def shard_submissions(stack: Stack) -> list[Any]:
+    return [s for s in stack.runtime.submitted if s.command[:1] in (["price"], ["render"])]
+
+
+def test_workshop_payload_prices_48_positions_in_10_shards(stack: Stack) -> None:
+    doc = json.loads(EXAMPLE.read_text())  # the workshop's positions, a small path count to stay quick
+    doc |= {"market": {"heston": WORKSHOP_HESTON}, "simulation": {"paths": 256}}
+    uri = stack.put("inputs/portfolio.json", json.dumps(doc).encode())
+    desc = stack.execute("montecarlo", stack.payload("montecarlo", "MCAutocallable", uri, positionsPerJob=5))
+    assert desc["status"] == "SUCCEEDED", desc
+    [fan] = shard_submissions(stack)
+    assert fan.array_size == 10
+    assert fan.command == ["price", "--output", f"s3://{BUCKET}/MCAutocallable"]
+    results = stack.result("MCAutocallable", "results.json")
+    assert results["status"] == "SUCCEEDED" and len(results["positions"]) == 48
+    assert json.loads(desc["output"])["status"] == "SUCCEEDED"
+
+
+def test_one_shard_runs_as_a_single_job(stack: Stack) -> None:
+    uri = stack.put("inputs/small.json", json.dumps(small_portfolio()).encode())
+    desc = stack.execute("montecarlo", stack.payload("montecarlo", "one", uri))  # the workshop's payload shape
+    assert desc["status"] == "SUCCEEDED", desc
+    [single] = shard_submissions(stack)
+    assert single.array_size is None
+    assert stack.result("one", "results.json")["status"] == "SUCCEEDED"
+
+
+def test_failed_shard_collates_as_partial(stack: Stack) -> None:
+    stack.runtime.fail_children = {1}
+    uri = stack.put("inputs/small.json", json.dumps(small_portfolio()).encode())
+    desc = stack.execute("montecarlo", stack.payload("montecarlo", "partial", uri, positionsPerJob="2"))
+    assert desc["status"] == "FAILED" and desc["error"] == "batchpipe.Partial"
+    results = stack.result("partial", "results.json")
+    assert results["status"] == "PARTIAL"
+    assert [p["error"] is not None for p in results["positions"]] == [False, False, True, True, False]
+
+
+def test_25000_positions_plan_at_most_10000_children(stack: Stack) -> None:
+    stack.runtime.run_shards = False
+    doc = small_portfolio(positions=[{"notional": 1e6, "strike": 3550, "barrier": 1.0}] * 25_000)
+    uri = stack.put("inputs/big.json", json.dumps(doc).encode())
+    stack.execute("montecarlo", stack.payload("montecarlo", "big", uri, positionsPerJob=1))
+    [fan] = shard_submissions(stack)
+    assert fan.array_size == math.ceil(25_000 / math.ceil(25_000 / 10_000)) <= 10_000
+
+
+def test_bad_payload_fails_in_prepare_with_the_reason(stack: Stack) -> None:
+    desc = stack.execute("render", stack.payload("render", "nope", "s3://x/y.blend"))  # no framesPerJob
+    assert desc["status"] == "FAILED"
+    history = stack.sfn.get_execution_history(executionArn=desc["executionArn"])["events"]
+    assert any("framesPerJob is required" in json.dumps(e, default=str) for e in history)
+    assert stack.runtime.submitted == []
