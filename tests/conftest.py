@@ -40,3 +40,45 @@ def write_json(tmp_path: Path) -> Any:
         return path
 
     return _write
+
+
+SCENE_SCRIPT = """
+import bpy, sys
+args = dict(a.split("=", 1) for a in sys.argv[sys.argv.index("--") + 1:])
+s = bpy.context.scene
+s.render.engine = "CYCLES"
+s.cycles.samples = 1
+s.cycles.use_denoising = False  # Debian's Blender is built without OpenImageDenoise
+s.render.resolution_x, s.render.resolution_y = int(args["width"]), int(args["height"])
+s.render.resolution_percentage = 100
+s.frame_start, s.frame_end, s.frame_step = int(args["start"]), int(args["end"]), int(args["step"])
+s.render.fps, s.render.fps_base = int(args["fps"]), float(args["fps_base"])
+bpy.ops.wm.save_as_mainfile(filepath=args["out"], compress=args["compress"] == "1")
+"""
+
+
+@pytest.fixture(scope="session")
+def blend_scene(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """make(start=1, end=3, ...) -> Path of a tiny Cycles scene made by real Blender, cached per parameters."""
+    import shutil
+    import subprocess
+
+    made: dict[tuple[Any, ...], Path] = {}
+    root = tmp_path_factory.mktemp("scenes")
+
+    def make(start: int = 1, end: int = 3, step: int = 1, fps: int = 24, fps_base: float = 1.0,
+             width: int = 32, height: int = 24, compress: bool = True) -> Path:  # fmt: skip
+        key = (start, end, step, fps, fps_base, width, height, compress)
+        if key not in made:
+            blender = shutil.which("blender")
+            assert blender, "blender is not installed: run `make install`"
+            out = root / f"scene-{len(made)}.blend"
+            args = [f"start={start}", f"end={end}", f"step={step}", f"fps={fps}", f"fps_base={fps_base}",
+                    f"width={width}", f"height={height}", f"compress={int(compress)}", f"out={out}"]  # fmt: skip
+            run = subprocess.run([blender, "-b", "--factory-startup", "--python-expr", SCENE_SCRIPT, "--", *args],
+                                 capture_output=True, text=True, check=False)  # fmt: skip
+            assert run.returncode == 0 and out.exists(), run.stdout[-2000:] + run.stderr[-2000:]
+            made[key] = out
+        return made[key]
+
+    return make

@@ -151,3 +151,24 @@ def test_bad_payload_fails_in_prepare_with_the_reason(stack: Stack) -> None:
     history = stack.sfn.get_execution_history(executionArn=desc["executionArn"])["events"]
     assert any("framesPerJob is required" in json.dumps(e, default=str) for e in history)
     assert stack.runtime.submitted == []
+
+
+def test_render_workshop_payload_199_frames_at_string_1_per_job(stack: Stack, blend_scene: Any) -> None:
+    stack.runtime.run_shards = False  # the array's size is the point here, not rendering 199 frames
+    uri = stack.put("inputs/long.blend", blend_scene(start=1, end=199).read_bytes())
+    stack.execute("render", stack.payload("render", "Pottery", uri, framesPerJob="1"))
+    [fan] = shard_submissions(stack)
+    assert fan.array_size == 199
+    assert fan.command == ["render", "--output", f"s3://{BUCKET}/Pottery"]
+
+
+def test_render_end_to_end_with_blender_and_ffmpeg(stack: Stack, blend_scene: Any) -> None:
+    uri = stack.put("inputs/short.blend", blend_scene(start=5, end=7).read_bytes())
+    desc = stack.execute("render", stack.payload("render", "short", uri, framesPerJob=2))
+    assert desc["status"] == "SUCCEEDED", stack.sfn.get_execution_history(executionArn=desc["executionArn"])
+    [fan] = shard_submissions(stack)
+    assert fan.array_size == 2
+    doc = stack.result("short", "render.json")
+    assert doc["status"] == "SUCCEEDED" and doc["videoInfo"]["frames"] == 3
+    keys = {o["Key"] for o in stack.s3.list_objects_v2(Bucket=BUCKET, Prefix="short/")["Contents"]}
+    assert {"short/frames/0005.png", "short/frames/0006.png", "short/frames/0007.png", "short/output.mp4"} <= keys
