@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -44,40 +46,54 @@ def write_json(tmp_path: Path) -> Any:
 
 SCENE_SCRIPT = """
 import bpy, sys
-args = dict(a.split("=", 1) for a in sys.argv[sys.argv.index("--") + 1:])
+a = dict(x.split("=", 1) for x in sys.argv[sys.argv.index("--") + 1:])
 s = bpy.context.scene
 s.render.engine = "CYCLES"
 s.cycles.samples = 1
-s.cycles.use_denoising = False  # Debian's Blender is built without OpenImageDenoise
-s.render.resolution_x, s.render.resolution_y = int(args["width"]), int(args["height"])
+s.cycles.use_denoising = False  # Debian's Blender 3.4 is built without OpenImageDenoise
+s.render.resolution_x, s.render.resolution_y = int(a["width"]), int(a["height"])
 s.render.resolution_percentage = 100
-s.frame_start, s.frame_end, s.frame_step = int(args["start"]), int(args["end"]), int(args["step"])
-s.render.fps, s.render.fps_base = int(args["fps"]), float(args["fps_base"])
-bpy.ops.wm.save_as_mainfile(filepath=args["out"], compress=args["compress"] == "1")
+s.frame_start, s.frame_end, s.frame_step = int(a["start"]), int(a["end"]), int(a["step"])
+s.render.fps, s.render.fps_base = int(a["fps"]), float(a["fps_base"])
+if a["marker"]:
+    # a script Blender runs when the file loads, if auto-exec is on
+    t = bpy.data.texts.new("autorun.py")
+    t.write("open(%r, 'w').write('the file ran its own script')\\n" % a["marker"])
+    t.use_module = True
+got = (s.frame_start, s.frame_end, s.frame_step, s.render.resolution_x, s.render.resolution_y)
+want = tuple(int(a[k]) for k in ("start", "end", "step", "width", "height"))
+assert got == want, f"Blender changed the scene's settings: {got} != {want}"  # it clamps, e.g. frame_start >= 0
+bpy.ops.wm.save_as_mainfile(filepath=a["out"], compress=a["compress"] == "1")
 """
+
+
+def need_tool(name: str) -> str:
+    found = shutil.which(name)
+    assert found, f"{name} is not installed: run `make install` (these tests never skip)"
+    return found
 
 
 @pytest.fixture(scope="session")
 def blend_scene(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """make(start=1, end=3, ...) -> Path of a tiny Cycles scene made by real Blender, cached per parameters."""
-    import shutil
-    import subprocess
-
+    """scene(start=1, end=3, ...) -> a tiny Cycles .blend saved by real Blender, made once per distinct parameters."""
     made: dict[tuple[Any, ...], Path] = {}
-    root = tmp_path_factory.mktemp("scenes")
+    root = tmp_path_factory.mktemp("render-scenes")
+    script = root / "make_scene.py"
+    script.write_text(SCENE_SCRIPT)
 
-    def make(start: int = 1, end: int = 3, step: int = 1, fps: int = 24, fps_base: float = 1.0,
-             width: int = 32, height: int = 24, compress: bool = True) -> Path:  # fmt: skip
-        key = (start, end, step, fps, fps_base, width, height, compress)
+    def make(start: int = 1, end: int = 3, step: int = 1, fps: int = 24, fps_base: float = 1.0, width: int = 32,
+             height: int = 24, compress: bool = True, marker: Path | None = None) -> Path:  # fmt: skip
+        key = (start, end, step, fps, fps_base, width, height, compress, marker)
         if key not in made:
-            blender = shutil.which("blender")
-            assert blender, "blender is not installed: run `make install`"
             out = root / f"scene-{len(made)}.blend"
-            args = [f"start={start}", f"end={end}", f"step={step}", f"fps={fps}", f"fps_base={fps_base}",
-                    f"width={width}", f"height={height}", f"compress={int(compress)}", f"out={out}"]  # fmt: skip
-            run = subprocess.run([blender, "-b", "--factory-startup", "--python-expr", SCENE_SCRIPT, "--", *args],
-                                 capture_output=True, text=True, check=False)  # fmt: skip
-            assert run.returncode == 0 and out.exists(), run.stdout[-2000:] + run.stderr[-2000:]
+            args = {"start": start, "end": end, "step": step, "fps": fps, "fps_base": fps_base, "width": width,
+                    "height": height, "compress": int(compress), "marker": marker or "", "out": out}  # fmt: skip
+            run = subprocess.run(
+                [need_tool("blender"), "-b", "--factory-startup", "--python-exit-code", "1", "--python", str(script),
+                 "--", *(f"{k}={v}" for k, v in args.items())],
+                capture_output=True, text=True, check=False, timeout=120,
+            )  # fmt: skip
+            assert run.returncode == 0 and out.is_file(), run.stdout[-2000:] + run.stderr[-2000:]
             made[key] = out
         return made[key]
 

@@ -37,7 +37,11 @@ class RichProgress:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self._finish()
+        if exc_type is not None:
+            # the error line says what happened: no bar that looks finished above it
+            self._bar.live.transient = True
+        else:
+            self._finish()
         self._bar.stop()
 
     def _finish(self) -> None:

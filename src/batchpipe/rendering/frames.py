@@ -51,8 +51,8 @@ def shard_frames(rng: FrameRange, frames_per_job: int, index: int) -> list[int]:
 
 
 def frame_filename(frame: int) -> str:
-    """Blender's '####' naming: the frame number padded to four digits (a minus sign counts as one)."""
-    return f"{frame:04d}.png"
+    """Blender's '####' naming: the frame number padded to four digits, a minus sign in front (-3 -> -0003.png)."""
+    return f"-{-frame:04d}.png" if frame < 0 else f"{frame:04d}.png"
 
 
 def parse_frames_option(text: str) -> tuple[int, int]:
@@ -71,7 +71,7 @@ def frame_rate(fps: int, fps_base: float) -> Fraction:
     """Blender's fps / fps_base as an exact fraction (30 / 1.001 -> 30000/1001)."""
     if fps <= 0 or fps_base <= 0:
         raise ValueError(f"invalid frame rate {fps}/{fps_base}")
-    return Fraction(fps) / Fraction(fps_base).limit_denominator(100_000)
+    return Fraction(fps) / Fraction(f"{fps_base:.6g}")  # fps_base is a 32-bit float in the .blend: 1.00100004673
 
 
 def output_size(width: int, height: int, percentage: int) -> tuple[int, int]:
