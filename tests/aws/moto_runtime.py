@@ -59,7 +59,7 @@ class BatchRuntime:
 
     def run(self, job: Job) -> bool:
         command = list(job.container_overrides.get("command") or [])
-        entry = render.main if "render" in job.job_definition.name else pricer.main
+        entry = render.main if "render" in job.job_definition.name.lower() else pricer.main
         index = job.array_properties.get("index") if isinstance(job.array_properties, dict) else None
         is_shard = command[:1] in (["price"], ["render"])
         if index is not None and index in self.fail_children:
