@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import os
+import sys
+from collections.abc import Callable
 
-from batchpipe.errors import InputError
+from batchpipe.errors import BatchpipeError, InputError
 
 
 def shard_index(given: int | None) -> int:
@@ -18,3 +21,12 @@ def shard_index(given: int | None) -> int:
         return int(env)
     except ValueError:
         raise InputError(f"AWS_BATCH_JOB_ARRAY_INDEX={env!r} is not an integer") from None
+
+
+def run_stage(stages: dict[str, Callable[[argparse.Namespace], None]], args: argparse.Namespace) -> None:
+    """Run the chosen stage; a library error becomes one line on stderr and its exit code."""
+    try:
+        stages[args.stage](args)
+    except BatchpipeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)

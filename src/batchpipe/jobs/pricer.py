@@ -17,8 +17,8 @@ import sys
 from collections.abc import Sequence
 
 from batchpipe import artifacts, storage
-from batchpipe.errors import BatchpipeError, InputError
-from batchpipe.jobs.common import shard_index
+from batchpipe.errors import InputError
+from batchpipe.jobs.common import run_stage, shard_index
 from batchpipe.pipelines import montecarlo as mc
 from batchpipe.pipelines.portfolio import parse_portfolio
 
@@ -65,11 +65,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p = sub.add_parser("collate")
     p.add_argument("--output", required=True)
     args = parser.parse_args(argv)
-    try:
-        {"preprocess": preprocess, "price": price, "collate": collate}[args.stage](args)
-    except BatchpipeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(exc.exit_code)
+    run_stage({"preprocess": preprocess, "price": price, "collate": collate}, args)
 
 
 if __name__ == "__main__":

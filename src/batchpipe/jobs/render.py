@@ -23,8 +23,8 @@ from pathlib import Path
 
 from batchpipe import artifacts, storage
 from batchpipe.backends.local import default_workers
-from batchpipe.errors import BatchpipeError, InputError
-from batchpipe.jobs.common import shard_index
+from batchpipe.errors import InputError
+from batchpipe.jobs.common import run_stage, shard_index
 from batchpipe.pipelines import render as rp
 from batchpipe.rendering.frames import frame_filename
 
@@ -119,11 +119,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p = sub.add_parser("stitch")
     p.add_argument("--output", required=True)
     args = parser.parse_args(argv)
-    try:
-        {"preprocess": preprocess, "render": render, "stitch": stitch}[args.stage](args)
-    except BatchpipeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(exc.exit_code)
+    run_stage({"preprocess": preprocess, "render": render, "stitch": stitch}, args)
 
 
 if __name__ == "__main__":

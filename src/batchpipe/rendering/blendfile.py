@@ -58,7 +58,8 @@ def inspect_blend(path: Path) -> SceneInfo:
     try:
         bf = blendfile.BlendFile(path)
     except Exception as exc:  # BAT raises struct, EOF, value and its own errors on damaged files
-        raise BlendError(f"cannot read the .blend ({compression} compressed): {type(exc).__name__}: {exc}") from None
+        detail = str(exc).replace(f": {path}", "").replace(str(path), "the file")  # the caller names the file
+        raise BlendError(f"cannot read the .blend ({compression} compressed): {type(exc).__name__}: {detail}") from None
     try:
         globs = bf.find_blocks_from_code(b"GLOB")
         scene = globs[0].get_pointer(b"curscene") if globs else None
