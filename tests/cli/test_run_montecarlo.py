@@ -139,13 +139,28 @@ def test_missing_file_and_bad_options(tmp_path: Path) -> None:
     assert not (tmp_path / "o").exists()
 
 
-def test_without_local_says_how_to_run(tmp_path: Path) -> None:
-    result = run(str(EXAMPLE), "--output", str(tmp_path / "o"))
-    assert result.exit_code == 2 and "--local" in result.stderr
+def test_without_local_and_without_aws_credentials_says_what_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from batchpipe.aws import clients
+
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    clients.configure(region="eu-west-1")
+    try:
+        result = run(str(EXAMPLE), "--output", str(tmp_path / "o"))
+    finally:
+        clients.configure()
+    assert result.exit_code == 2 and "no AWS credentials found" in result.stderr
+    assert not (tmp_path / "o").exists()
 
 
 def test_every_command_has_help_with_an_example() -> None:
-    for args in (["--help"], ["run", "--help"], ["run", "montecarlo", "--help"]):
-        result = CliRunner().invoke(main, args)
-        assert result.exit_code == 0
-    assert "Example" in CliRunner().invoke(main, ["run", "montecarlo", "--help"]).output
+    commands = [["run", "montecarlo"], ["run", "render"], ["deploy"], ["status"], ["results"], ["cancel"], ["destroy"]]
+    for args in [[], ["run"], *commands]:
+        assert CliRunner().invoke(main, [*args, "--help"]).exit_code == 0
+    for args in commands:
+        assert "Example" in CliRunner().invoke(main, [*args, "--help"]).output, args

@@ -264,7 +264,10 @@ def for_moto(template: dict[str, Any]) -> dict[str, Any]:
 
     doc = copy.deepcopy(template)
     iam = boto3.client("iam", region_name=REGION)
-    role = iam.create_service_linked_role(AWSServiceName="batch.amazonaws.com")["Role"]["Arn"]
+    try:
+        role = iam.create_service_linked_role(AWSServiceName="batch.amazonaws.com")["Role"]["Arn"]
+    except iam.exceptions.EntityAlreadyExistsException:  # built again for an update of the same stack
+        role = next(r["Arn"] for r in iam.list_roles()["Roles"] if r["RoleName"].lower() == "awsserviceroleforbatch")
     for name, resource in doc["Resources"].items():
         if resource["Type"] == "AWS::Batch::ComputeEnvironment":
             assert "ServiceRole" not in resource["Properties"]

@@ -1,4 +1,5 @@
-"""boto3 clients made in one place: retries configured once, AWS_ENDPOINT_URL honoured by boto3 itself."""
+"""boto3 clients made in one place: retries configured once; boto3 resolves credentials, region and
+AWS_ENDPOINT_URL itself; --region / --profile apply through `configure`."""
 
 from __future__ import annotations
 
@@ -8,15 +9,35 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ProfileNotFound
+
+from batchpipe.errors import InputError
 
 RETRIES = Config(retries={"max_attempts": 10, "mode": "adaptive"})
+_SESSION: dict[str, str | None] = {"region": None, "profile": None}
+
+
+def configure(region: str | None = None, profile: str | None = None) -> None:
+    """--region / --profile for every client made after this."""
+    _SESSION.update(region=region, profile=profile)
+    client.cache_clear()
 
 
 @cache
-def client(service: str, region: str | None = None, profile: str | None = None) -> Any:
-    session = boto3.session.Session(profile_name=profile, region_name=region)
+def client(service: str) -> Any:
+    try:
+        session = boto3.session.Session(profile_name=_SESSION["profile"], region_name=_SESSION["region"])
+    except ProfileNotFound as exc:
+        raise InputError(f"{exc}: check --profile or AWS_PROFILE") from None
+    if session.get_credentials() is None:
+        raise InputError("no AWS credentials found: run `aws configure`, set AWS_PROFILE, or pass --profile")
+    if session.region_name is None:
+        raise InputError("no AWS region: pass --region or set AWS_DEFAULT_REGION")
     return session.client(service, config=RETRIES)
+
+
+def region() -> str:
+    return str(client("cloudformation").meta.region_name)
 
 
 def s3_get(bucket: str, key: str) -> bytes:

@@ -34,9 +34,12 @@ def main() -> None:
 
 
 def _register() -> None:
+    from batchpipe.cli.aws import COMMANDS
     from batchpipe.cli.run import run
 
     main.add_command(run)
+    for command in COMMANDS:
+        main.add_command(command)
 
 
 _register()

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import click
 
+from batchpipe.cli.aws import aws_options, start_run
 from batchpipe.errors import InputError
 
 JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$")
@@ -58,14 +59,11 @@ def common_options(what: str) -> Callable[[F], F]:
     return decorate
 
 
-def _require_local(local: bool) -> None:
-    if not local:
-        raise InputError("the AWS engine is not available yet in this version: add --local to run on this machine")
-
-
 @run.command()
 @click.argument("portfolio", type=click.Path(dir_okay=False, path_type=Path))
 @common_options("portfolio")
+@aws_options
+@click.option("--no-wait", is_flag=True, help="On AWS: print the execution ARN and return.")
 @click.option("--positions-per-job", type=click.IntRange(min=1), help="Positions per shard (array child).")
 @click.option("--paths", type=click.IntRange(min=2), help="Monte Carlo paths (overrides the file).")
 @click.option("--seed", type=click.IntRange(min=0, max=2**63 - 1), help="Random seed (overrides the file).")
@@ -79,6 +77,10 @@ def montecarlo(
     workers: int | None,
     output: Path | None,
     as_json: bool,
+    stack_name: str,
+    region: str | None,
+    profile: str | None,
+    no_wait: bool,
 ) -> None:
     """Price a portfolio of autocallable notes: calibrate, price shards in parallel, collate.
 
@@ -95,9 +97,22 @@ def montecarlo(
     from batchpipe.pipelines.portfolio import load_portfolio
     from batchpipe.ui import RichProgress, montecarlo_tables
 
-    _require_local(local)
     doc_in = load_portfolio(portfolio)
     name = _job_name(job_name, doc_in.name)
+    if not local:
+        upload = None
+        if paths is not None or seed is not None:  # the AWS stages read the file: put the overrides in it
+            raw = json.loads(portfolio.read_text())
+            raw["simulation"] = {**raw.get("simulation", {}), **({"paths": paths} if paths else {}),
+                                 **({"seed": seed} if seed is not None else {})}  # fmt: skip
+            text = json.dumps(raw)
+            from batchpipe.pipelines.portfolio import parse_portfolio
+
+            parse_portfolio(text, str(portfolio))
+            upload = text.encode()
+        start_run("montecarlo", name, portfolio, stack_name, region, profile, no_wait, as_json, upload=upload,
+                  positionsPerJob=positions_per_job)  # fmt: skip
+        return
     out_dir = output or Path("batchpipe-runs") / name
     stderr = Console(stderr=True)
     with RichProgress(stderr) as progress:
@@ -125,6 +140,8 @@ def montecarlo(
 @run.command()
 @click.argument("blend", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path))
 @common_options("file")
+@aws_options
+@click.option("--no-wait", is_flag=True, help="On AWS: print the execution ARN and return.")
 @click.option("--frames-per-job", type=click.IntRange(min=1), default=1, show_default=True,
               help="Frames each shard (array child) renders.")  # fmt: skip
 @click.option("--frames", "frame_range", metavar="START-END", help="Render these frames instead of the scene's range.")
@@ -141,6 +158,10 @@ def render(
     frame_range: str | None,
     resolution_percentage: int | None,
     samples: int | None,
+    stack_name: str,
+    region: str | None,
+    profile: str | None,
+    no_wait: bool,
 ) -> None:
     """Render a Blender file in parallel frame chunks and stitch the frames into an H.264 MP4.
 
@@ -158,12 +179,19 @@ def render(
     from batchpipe.rendering.frames import parse_frames_option
     from batchpipe.ui import RichProgress, render_summary
 
-    _require_local(local)
     try:
         frames = parse_frames_option(frame_range) if frame_range is not None else None
     except ValueError as exc:
         raise InputError(str(exc)) from None
     name = _job_name(job_name, blend.stem)
+    if not local:
+        if frames is not None or resolution_percentage is not None or samples is not None:
+            raise InputError("--frames, --resolution-percentage and --samples apply to --local runs only")
+        from batchpipe.pipelines import render as rp
+
+        rp.preprocess(blend, name, frames_per_job)  # the same checks as the local engine; nothing is written
+        start_run("render", name, blend, stack_name, region, profile, no_wait, as_json, framesPerJob=frames_per_job)
+        return
     out_dir = output or Path("batchpipe-runs") / name
     stderr = Console(stderr=True)
     with RichProgress(stderr) as progress:

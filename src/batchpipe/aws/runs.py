@@ -1,0 +1,130 @@
+"""Runs on AWS: upload the input, start the state machine with the workshop's payload, find, watch, stop."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from batchpipe.aws.clients import client
+from batchpipe.aws.stack import StackOutputs
+from batchpipe.errors import BatchpipeError, InputError
+
+PIPELINES = ("montecarlo", "render")
+
+
+def run_prefix(job_name: str) -> str:
+    return f"runs/{job_name}"
+
+
+def payload(pipeline: str, outputs: StackOutputs, job_name: str, input_key: str, **extra: Any) -> dict[str, Any]:
+    """The workshop's start-execution input (plus framesPerJob / positionsPerJob)."""
+    definition = outputs.pricer_job_definition_arn if pipeline == "montecarlo" else outputs.render_job_definition_arn
+    doc = {
+        "jobName": job_name,
+        "inputUri": f"s3://{outputs.bucket}/{input_key}",
+        "outputUri": f"s3://{outputs.bucket}/{run_prefix(job_name)}",
+        "jobDefinitionArn": definition,
+        "jobQueueArn": outputs.job_queue_arn,
+    }
+    doc.update({k: v for k, v in extra.items() if v is not None})
+    return doc
+
+
+def machine(outputs: StackOutputs, pipeline: str) -> str:
+    return outputs.montecarlo_state_machine_arn if pipeline == "montecarlo" else outputs.render_state_machine_arn
+
+
+def _name_taken(outputs: StackOutputs, job_name: str) -> bool:
+    listed = client("s3").list_objects_v2(Bucket=outputs.bucket, Prefix=run_prefix(job_name) + "/", MaxKeys=1)
+    return bool(listed.get("KeyCount"))
+
+
+def start(pipeline: str, outputs: StackOutputs, job_name: str, input_file: Path, **extra: Any) -> str:
+    """Upload the (already validated) input and start the execution; returns its ARN."""
+    if _name_taken(outputs, job_name):
+        raise InputError(f"job name '{job_name}' is already used in this stack: choose another with --job-name")
+    key = f"{run_prefix(job_name)}/input/{input_file.name}"
+    client("s3").upload_file(str(input_file), outputs.bucket, key)
+    body = payload(pipeline, outputs, job_name, key, **extra)
+    try:
+        arn: str = client("stepfunctions").start_execution(
+            stateMachineArn=machine(outputs, pipeline), name=job_name, input=json.dumps(body)
+        )["executionArn"]
+    except ClientError as exc:
+        if "ExecutionAlreadyExists" in str(exc):
+            raise InputError(f"job name '{job_name}' is already used: choose another with --job-name") from None
+        raise BatchpipeError(f"could not start the {pipeline} state machine: {exc}") from None
+    return arn
+
+
+def executions(outputs: StackOutputs, limit: int = 20) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Recent executions of both state machines, newest first: (pipeline, execution)."""
+    sfn = client("stepfunctions")
+    found: list[tuple[str, dict[str, Any]]] = []
+    for pipeline in PIPELINES:
+        pages = sfn.get_paginator("list_executions").paginate(
+            stateMachineArn=machine(outputs, pipeline), PaginationConfig={"MaxItems": limit}
+        )
+        found.extend((pipeline, e) for page in pages for e in page["executions"])
+    found.sort(key=lambda pe: pe[1]["startDate"], reverse=True)
+    yield from found[:limit]
+
+
+def find(outputs: StackOutputs, run: str) -> tuple[str, dict[str, Any]]:
+    """A run by execution ARN or job name: (pipeline, DescribeExecution)."""
+    sfn = client("stepfunctions")
+    for pipeline in PIPELINES:
+        arn = (
+            run
+            if run.startswith("arn:")
+            else machine(outputs, pipeline).replace(":stateMachine:", ":execution:") + f":{run}"
+        )
+        try:
+            desc = sfn.describe_execution(executionArn=arn)
+        except ClientError:
+            continue
+        if desc["stateMachineArn"] == machine(outputs, pipeline):
+            return pipeline, desc
+    raise InputError(f"no run '{run}' in this stack: `batchpipe status` lists the recent ones")
+
+
+def result_document(outputs: StackOutputs, pipeline: str, job_name: str) -> dict[str, Any] | None:
+    name = "results.json" if pipeline == "montecarlo" else "render.json"
+    try:
+        body = client("s3").get_object(Bucket=outputs.bucket, Key=f"{run_prefix(job_name)}/{name}")["Body"].read()
+    except ClientError:
+        return None
+    doc: dict[str, Any] = json.loads(body)
+    return doc
+
+
+def batch_jobs(outputs: StackOutputs, job_name: str) -> list[dict[str, Any]]:
+    """This run's Batch jobs (names start with the job name), every status, DescribeJobs 100 ids at a time."""
+    batch = client("batch")
+    summaries = []
+    for page in batch.get_paginator("list_jobs").paginate(
+        jobQueue=outputs.job_queue_arn, filters=[{"name": "JOB_NAME", "values": [f"{job_name}-*"]}]
+    ):
+        summaries.extend(page["jobSummaryList"])
+    jobs: list[dict[str, Any]] = []
+    ids = [s["jobId"] for s in summaries]
+    for start in range(0, len(ids), 100):
+        jobs.extend(batch.describe_jobs(jobs=ids[start : start + 100])["jobs"])
+    return jobs
+
+
+def cancel(outputs: StackOutputs, run: str) -> tuple[str, int]:
+    """Stop the execution and terminate its unfinished Batch jobs. Returns (execution ARN, jobs terminated)."""
+    _, desc = find(outputs, run)
+    if desc["status"] == "RUNNING":
+        client("stepfunctions").stop_execution(executionArn=desc["executionArn"], cause="batchpipe cancel")
+    terminated = 0
+    for job in batch_jobs(outputs, desc["name"]):
+        if job["status"] not in ("SUCCEEDED", "FAILED"):
+            client("batch").terminate_job(jobId=job["jobId"], reason="batchpipe cancel")
+            terminated += 1
+    return desc["executionArn"], terminated

@@ -1,0 +1,366 @@
+"""The AWS commands: deploy, status, results, cancel, destroy (and `run` without --local, in cli/run.py)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from batchpipe.errors import InputError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def aws_options(fn: F) -> F:
+    """--stack-name, --region, --profile; boto3 resolves everything else (credentials, AWS_ENDPOINT_URL)."""
+
+    def configure(ctx: click.Context, _param: click.Parameter, value: Any) -> Any:
+        ctx.ensure_object(dict)[_param.name] = value
+        return value
+
+    for option in reversed(
+        [
+            click.option(
+                "--stack-name",
+                envvar="BATCHPIPE_STACK",
+                default="batchpipe",
+                show_default=True,
+                help="CloudFormation stack (env BATCHPIPE_STACK).",
+            ),
+            click.option("--region", help="AWS region (default: boto3's: AWS_DEFAULT_REGION, config)."),
+            click.option("--profile", help="AWS profile (default: boto3's: AWS_PROFILE, default)."),
+        ]
+    ):
+        fn = option(fn)
+    return fn
+
+
+def connect(region: str | None, profile: str | None) -> None:
+    from batchpipe.aws import clients
+
+    clients.configure(region=region, profile=profile)
+
+
+def _event_printer(console: Any) -> Callable[[dict[str, Any]], None]:
+    def show(event: dict[str, Any]) -> None:
+        status = event["ResourceStatus"]
+        colour = "red" if "FAILED" in status else "green" if status.endswith("COMPLETE") else "yellow"
+        reason = f"  {event['ResourceStatusReason']}" if event.get("ResourceStatusReason") else ""
+        console.print(f"{event['Timestamp']:%H:%M:%S} [{colour}]{status:<28}[/] {event['LogicalResourceId']}{reason}")
+
+    return show
+
+
+@click.command()
+@aws_options
+@click.option("--no-build", is_flag=True, help="Do not build and push the container images (no docker needed).")
+@click.option("--max-vcpus", type=click.IntRange(min=1), help="Most vCPUs the compute environments may run.")
+@click.option("--image-tag", help="Tag the images with this instead of their content hash.")
+@click.option("--vpc-id", help="Run Batch in this VPC (default: the stack creates one).")
+@click.option("--subnet-ids", help="Comma-separated subnets of --vpc-id for Batch instances.")
+@click.option("--dry-run", is_flag=True, help="Show what would change, change nothing.")
+def deploy(stack_name: str, region: str | None, profile: str | None, no_build: bool, max_vcpus: int | None,
+           image_tag: str | None, vpc_id: str | None, subnet_ids: str | None, dry_run: bool) -> None:  # fmt: skip
+    """Create or update the stack, then build and push both images and point the job definitions at them.
+
+    \b
+    Example:
+      batchpipe deploy --region eu-west-1 --max-vcpus 64
+    """
+    from rich.console import Console
+
+    from batchpipe.aws import images, stack
+    from batchpipe.aws.template import REPO_ROOT, build_template
+
+    connect(region, profile)
+    console = Console(stderr=True)
+    template = build_template()
+    params = {"MaxvCpus": str(max_vcpus)} if max_vcpus else {}
+    if bool(vpc_id) != bool(subnet_ids):
+        raise InputError("--vpc-id and --subnet-ids go together")
+    if vpc_id and subnet_ids:
+        params |= {"VpcId": vpc_id, "SubnetIds": subnet_ids}
+    if not no_build:
+        images.docker()  # fail before touching the stack when docker is missing
+    if dry_run:
+        changes = stack.planned_changes(stack_name, template, params)
+        click.echo("\n".join(changes) if changes else f"stack '{stack_name}' is up to date: nothing would change")
+        return
+    first = stack.deploy(stack_name, template, params, _event_printer(console))
+    second = "UNCHANGED"
+    if not no_build:
+        out = stack.outputs(stack_name)
+        repos = {"pricer": out.pricer_repository_uri, "render": out.render_repository_uri}
+        built = images.build_and_push(REPO_ROOT, repos, console.print, tag=image_tag)
+        wanted = {"PricerImage": built["pricer"], "RenderImage": built["render"]}
+        if any(stack.parameter(stack_name, k) != v for k, v in wanted.items()):
+            second = stack.deploy(stack_name, template, params | wanted, _event_printer(console))
+    if first == "UNCHANGED" and second == "UNCHANGED":
+        click.echo(f"stack '{stack_name}' is up to date: nothing changed")
+    else:
+        click.echo(f"stack '{stack_name}' {first.lower() if first != 'UNCHANGED' else 'updated'}")
+
+
+def _duration(desc: dict[str, Any]) -> str:
+    end = desc.get("stopDate") or datetime.now(UTC)
+    seconds = int((end - desc["startDate"]).total_seconds())
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m{seconds % 60:02d}s" if seconds >= 3600 else (
+        f"{seconds // 60}m{seconds % 60:02d}s")  # fmt: skip
+
+
+def run_status(outputs: Any, run: str) -> dict[str, Any]:
+    """A run's execution status, stages, array progress and failed children."""
+    from batchpipe.aws import runs
+    from batchpipe.aws.clients import client
+
+    pipeline, desc = runs.find(outputs, run)
+    history = client("stepfunctions").get_execution_history(executionArn=desc["executionArn"], maxResults=1000)
+    stages = [e["stateEnteredEventDetails"]["name"] for e in history["events"] if "stateEnteredEventDetails" in e]
+    jobs = runs.batch_jobs(outputs, desc["name"])
+    arrays = [j for j in jobs if "size" in j.get("arrayProperties", {})]
+    failed = [
+        {
+            "job": j["jobName"],
+            "index": j.get("arrayProperties", {}).get("index"),
+            "attempts": len(j.get("attempts", [])),
+            "statusReason": j.get("statusReason"),
+            "logStream": j.get("container", {}).get("logStreamName"),
+        }
+        for j in jobs
+        if j["status"] == "FAILED"
+    ]
+    return {
+        "jobName": desc["name"],
+        "pipeline": pipeline,
+        "executionArn": desc["executionArn"],
+        "status": desc["status"],
+        "started": desc["startDate"].isoformat(),
+        "duration": _duration(desc),
+        "stages": stages,
+        "arrays": [
+            {
+                "job": a["jobName"],
+                "size": a["arrayProperties"]["size"],
+                "statusSummary": a["arrayProperties"].get("statusSummary", {}),
+            }
+            for a in arrays
+        ],
+        "failedJobs": failed,
+    }
+
+
+@click.command()
+@click.argument("run", required=False)
+@aws_options
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def status(run: str | None, stack_name: str, region: str | None, profile: str | None, as_json: bool) -> None:
+    """Recent runs of both pipelines, or one run (execution ARN or job name) in detail.
+
+    \b
+    Example:
+      batchpipe status
+      batchpipe status MCAutocallable
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from batchpipe.aws import runs, stack
+
+    connect(region, profile)
+    out = stack.outputs(stack_name)
+    if run is None:
+        rows = [{"jobName": e["name"], "pipeline": p, "status": e["status"], "started": e["startDate"].isoformat(),
+                 "duration": _duration(e)} for p, e in runs.executions(out)]  # fmt: skip
+        if as_json:
+            click.echo(json.dumps(rows, indent=2))
+            return
+        table = Table(title=f"Recent runs in stack '{stack_name}'", title_justify="left")
+        for col in ("name", "pipeline", "status", "started", "duration"):
+            table.add_column(col)
+        for r in rows:
+            table.add_row(r["jobName"], r["pipeline"], r["status"], r["started"][:19].replace("T", " "), r["duration"])
+        Console().print(table)
+        return
+    doc = run_status(out, run)
+    if as_json:
+        click.echo(json.dumps(doc, indent=2))
+        return
+    console = Console()
+    console.print(f"[bold]{doc['jobName']}[/] ({doc['pipeline']}): {doc['status']}, started {doc['started'][:19]}, "
+                  f"{doc['duration']}")  # fmt: skip
+    console.print("stages: " + " > ".join(doc["stages"]))
+    for a in doc["arrays"]:
+        summary = ", ".join(f"{k} {v}" for k, v in a["statusSummary"].items() if v)
+        console.print(f"array {a['job']}: {a['size']} children: {summary}")
+    for f in doc["failedJobs"]:
+        console.print(f"[red]failed[/] {f['job']} index {f['index']}, {f['attempts']} attempts: {f['statusReason']} "
+                      f"(log stream {f['logStream']})")  # fmt: skip
+
+
+def _safe_target(root: Path, key: str, prefix: str) -> Path:
+    relative = key[len(prefix) :].lstrip("/")
+    target = (root / relative).resolve()
+    if not relative or not target.is_relative_to(root.resolve()):
+        raise InputError(f"refusing to write object '{key}' outside {root}")
+    return target
+
+
+@click.command()
+@click.argument("run")
+@aws_options
+@click.option("--download", "download", type=click.Path(file_okay=False, path_type=Path),
+              help="Download the run's results (and video) into this directory.")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print the result document.")
+def results(run: str, stack_name: str, region: str | None, profile: str | None, download: Path | None,
+            as_json: bool) -> None:  # fmt: skip
+    """The collated results of a run (the video's location and a link for render).
+
+    \b
+    Example:
+      batchpipe results MCAutocallable --download ./mc
+    """
+    from rich.console import Console
+
+    from batchpipe.aws import runs, stack
+    from batchpipe.aws.clients import client
+    from batchpipe.ui import montecarlo_tables, render_summary
+
+    connect(region, profile)
+    out = stack.outputs(stack_name)
+    pipeline, desc = runs.find(out, run)
+    doc = runs.result_document(out, pipeline, desc["name"])
+    if doc is None:
+        raise InputError(f"run '{desc['name']}' has no collated results yet ({desc['status']}): "
+                         f"`batchpipe status {desc['name']}` shows where it is")  # fmt: skip
+    prefix = runs.run_prefix(desc["name"])
+    if download is not None:
+        names = ["results.json", "results.csv"] if pipeline == "montecarlo" else ["render.json", "output.mp4"]
+        for name in names:
+            key = f"{prefix}/{name}"
+            target = _safe_target(download, key, prefix)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                client("s3").download_file(out.bucket, key, str(target))
+            except Exception as exc:  # the video is absent for a partial render
+                if name != "output.mp4":
+                    raise InputError(f"cannot download s3://{out.bucket}/{key}: {exc}") from None
+    if as_json:
+        click.echo(json.dumps(doc, indent=2))
+    elif pipeline == "montecarlo":
+        montecarlo_tables(doc, Console())
+    else:
+        render_summary(doc, f"s3://{out.bucket}/{prefix}", Console())
+        if doc.get("video"):
+            url = client("s3").generate_presigned_url(
+                "get_object", Params={"Bucket": out.bucket, "Key": f"{prefix}/output.mp4"}, ExpiresIn=3600
+            )
+            click.echo(f"video: s3://{out.bucket}/{prefix}/output.mp4\nlink (1 hour): {url}")
+
+
+@click.command()
+@click.argument("run")
+@aws_options
+def cancel(run: str, stack_name: str, region: str | None, profile: str | None) -> None:
+    """Stop a run: its execution and every unfinished Batch job it started.
+
+    \b
+    Example:
+      batchpipe cancel MCAutocallable
+    """
+    from batchpipe.aws import runs, stack
+
+    connect(region, profile)
+    arn, terminated = runs.cancel(stack.outputs(stack_name), run)
+    click.echo(f"stopped {arn}; terminated {terminated} Batch job{'s' if terminated != 1 else ''}")
+
+
+@click.command()
+@aws_options
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def destroy(stack_name: str, region: str | None, profile: str | None, yes: bool) -> None:
+    """Empty the bucket (every version) and the image repositories, then delete the stack.
+
+    \b
+    Example:
+      batchpipe destroy --yes
+    """
+    from rich.console import Console
+
+    from batchpipe.aws import stack
+
+    connect(region, profile)
+    if not yes and not click.confirm(f"Delete stack '{stack_name}' with all its runs' data and images?"):
+        raise InputError("not confirmed: nothing deleted")
+    stack.destroy(stack_name, _event_printer(Console(stderr=True)))
+    click.echo(f"stack '{stack_name}' deleted")
+
+
+COMMANDS = [deploy, status, results, cancel, destroy]
+
+
+def start_run(pipeline: str, job_name: str, input_file: Path, stack_name: str, region: str | None,
+              profile: str | None, no_wait: bool, as_json: bool, upload: bytes | None = None,
+              **extra: Any) -> None:  # fmt: skip
+    """`run ... ` without --local: the input is already validated; upload it, start, then tail or print the ARN."""
+    import tempfile
+
+    from batchpipe.aws import runs, stack
+
+    connect(region, profile)
+    out = stack.outputs(stack_name)
+    if upload is not None:
+        with tempfile.TemporaryDirectory() as tmp:
+            copy = Path(tmp) / input_file.name
+            copy.write_bytes(upload)
+            arn = runs.start(pipeline, out, job_name, copy, **extra)
+    else:
+        arn = runs.start(pipeline, out, job_name, input_file, **extra)
+    if no_wait:
+        click.echo(json.dumps({"jobName": job_name, "executionArn": arn}) if as_json else arn)
+        return
+    tail(out, job_name, stack_name, as_json)
+
+
+def tail(out: Any, job_name: str, stack_name: str, as_json: bool, poll: float = 3.0) -> None:
+    """Follow a run: current stage, then the array's children by status, then its results."""
+    import sys
+    import time
+
+    from rich.console import Console
+
+    from batchpipe.aws import runs
+    from batchpipe.ui import montecarlo_tables, render_summary
+
+    console = Console(stderr=True)
+    try:
+        with console.status(f"{job_name}: starting") as spinner:
+            while True:
+                doc = run_status(out, job_name)
+                stage = doc["stages"][-1] if doc["stages"] else "starting"
+                arrays = "; ".join(
+                    f"{a['size']} children: " + ", ".join(f"{k} {v}" for k, v in a["statusSummary"].items() if v)
+                    for a in doc["arrays"]
+                )
+                spinner.update(f"{job_name}: {doc['status']} at {stage}" + (f" ({arrays})" if arrays else ""))
+                if doc["status"] != "RUNNING":
+                    break
+                time.sleep(poll)
+    except KeyboardInterrupt:
+        console.print(f"stopped watching; the run goes on. Watch again: batchpipe status {job_name} "
+                      f"--stack-name {stack_name}")  # fmt: skip
+        sys.exit(130)
+    result = runs.result_document(out, doc["pipeline"], job_name)
+    if as_json:
+        click.echo(json.dumps(result if result is not None else doc, indent=2))
+    elif result is not None:
+        if doc["pipeline"] == "montecarlo":
+            montecarlo_tables(result, Console())
+        else:
+            render_summary(result, f"s3://{out.bucket}/{runs.run_prefix(job_name)}", Console())
+    if doc["status"] != "SUCCEEDED":
+        console.print(f"[red]{doc['status']}[/]: `batchpipe status {job_name}` shows the stages and failed jobs")
+        sys.exit(1)
