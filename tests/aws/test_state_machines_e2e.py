@@ -17,6 +17,8 @@ import moto
 import pytest
 
 from batchpipe.aws import clients, handlers
+from batchpipe.aws.stack import StackOutputs
+from batchpipe.cli.aws import run_status
 from tests.aws.moto_runtime import CONFIG, BatchRuntime, patched
 from tests.conftest import EXAMPLE, WORKSHOP_HESTON, small_portfolio
 
@@ -61,6 +63,10 @@ class Stack:
             self.machines[name] = self.sfn.create_state_machine(name=f"batchpipe-{name}", definition=asl,
                                                                 roleArn=role)["stateMachineArn"]  # fmt: skip
 
+    def outputs(self) -> StackOutputs:
+        return StackOutputs(BUCKET, self.queue, self.definitions["pricer"], self.definitions["render"],
+                            self.machines["montecarlo"], self.machines["render"], "pricer", "render")  # fmt: skip
+
     def put(self, key: str, body: bytes) -> str:
         self.s3.put_object(Bucket=BUCKET, Key=key, Body=body)
         return f"s3://{BUCKET}/{key}"
@@ -71,9 +77,9 @@ class Stack:
                 "jobDefinitionArn": definition, "jobQueueArn": self.queue, **extra}  # fmt: skip
 
     def execute(self, pipeline: str, payload: dict[str, Any]) -> dict[str, Any]:
-        arn = self.sfn.start_execution(stateMachineArn=self.machines[pipeline], input=json.dumps(payload))[
-            "executionArn"
-        ]
+        machine = self.machines[pipeline]
+        started = self.sfn.start_execution(stateMachineArn=machine, name=payload["jobName"], input=json.dumps(payload))
+        arn = started["executionArn"]
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             desc: dict[str, Any] = self.sfn.describe_execution(executionArn=arn)
@@ -134,6 +140,12 @@ def test_failed_shard_collates_as_partial(stack: Stack) -> None:
     results = stack.result("partial", "results.json")
     assert results["status"] == "PARTIAL"
     assert [p["error"] is not None for p in results["positions"]] == [False, False, True, True, False]
+    # what `batchpipe status partial` shows: the stages, the array's children by status, the failed child
+    shown = run_status(stack.outputs(), "partial")
+    assert shown["status"] == "FAILED" and shown["stages"][-1] == "Partial" and "Collate" in shown["stages"]
+    [array] = shown["arrays"]
+    assert array["size"] == 3 and array["statusSummary"]["FAILED"] == 1 and array["statusSummary"]["SUCCEEDED"] == 2
+    assert [f["index"] for f in shown["failedJobs"] if f["index"] is not None] == [1]
 
 
 def test_25000_positions_plan_at_most_10000_children(stack: Stack) -> None:

@@ -103,18 +103,39 @@ def result_document(outputs: StackOutputs, pipeline: str, job_name: str) -> dict
 
 
 def batch_jobs(outputs: StackOutputs, job_name: str) -> list[dict[str, Any]]:
-    """This run's Batch jobs (names start with the job name), every status, DescribeJobs 100 ids at a time."""
+    """This run's Batch jobs (names start with the job name) and the failed children of its arrays.
+
+    ListJobs names array parents only; their failed children are listed per parent. DescribeJobs takes 100 ids a
+    call.
+    """
     batch = client("batch")
-    summaries = []
-    for page in batch.get_paginator("list_jobs").paginate(
-        jobQueue=outputs.job_queue_arn, filters=[{"name": "JOB_NAME", "values": [f"{job_name}-*"]}]
-    ):
-        summaries.extend(page["jobSummaryList"])
-    jobs: list[dict[str, Any]] = []
-    ids = [s["jobId"] for s in summaries]
-    for start in range(0, len(ids), 100):
-        jobs.extend(batch.describe_jobs(jobs=ids[start : start + 100])["jobs"])
-    return jobs
+
+    def listed(**kwargs: Any) -> list[str]:
+        return [s["jobId"] for page in batch.get_paginator("list_jobs").paginate(**kwargs)
+                for s in page["jobSummaryList"]]  # fmt: skip
+
+    def described(ids: list[str]) -> list[dict[str, Any]]:
+        jobs: list[dict[str, Any]] = []
+        for start in range(0, len(ids), 100):
+            jobs.extend(batch.describe_jobs(jobs=ids[start : start + 100])["jobs"])
+        return jobs
+
+    jobs = described(
+        listed(jobQueue=outputs.job_queue_arn, filters=[{"name": "JOB_NAME", "values": [f"{job_name}-*"]}])
+    )
+    for parent in [j for j in jobs if "size" in (j.get("arrayProperties") or {})]:
+        if parent["arrayProperties"].get("statusSummary", {}).get("FAILED"):
+            jobs.extend(described(listed(arrayJobId=parent["jobId"], jobStatus="FAILED")))
+    return list({j["jobId"]: j for j in jobs}.values())
+
+
+def array_index(job: dict[str, Any]) -> int | None:
+    """An array child's index: arrayProperties.index, or the ':N' its job id ends with."""
+    index = (job.get("arrayProperties") or {}).get("index")
+    if index is None and ":" in job.get("jobId", ""):
+        tail = job["jobId"].rsplit(":", 1)[1]
+        index = int(tail) if tail.isdigit() else None
+    return None if index is None else int(index)
 
 
 def cancel(outputs: StackOutputs, run: str) -> tuple[str, int]:
@@ -128,3 +149,21 @@ def cancel(outputs: StackOutputs, run: str) -> tuple[str, int]:
             client("batch").terminate_job(jobId=job["jobId"], reason="batchpipe cancel")
             terminated += 1
     return desc["executionArn"], terminated
+
+
+def runnable_problems(outputs: StackOutputs, jobs: list[dict[str, Any]]) -> list[str]:
+    """Explanations for this run's jobs stuck in RUNNABLE (one line per distinct cause)."""
+    import time
+
+    from batchpipe.diagnostics import runnable_problem
+
+    runnable = [j for j in jobs if j.get("status") == "RUNNABLE"]
+    if not runnable:
+        return []
+    batch = client("batch")
+    queue = batch.describe_job_queues(jobQueues=[outputs.job_queue_arn])["jobQueues"]
+    names = [o["computeEnvironment"] for q in queue for o in q.get("computeEnvironmentOrder", [])]
+    envs = batch.describe_compute_environments(computeEnvironments=names)["computeEnvironments"] if names else []
+    now = int(time.time() * 1000)
+    problems = [p for j in runnable if (p := runnable_problem(j, envs, now))]
+    return list(dict.fromkeys(problems))

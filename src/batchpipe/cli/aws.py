@@ -121,18 +121,19 @@ def run_status(outputs: Any, run: str) -> dict[str, Any]:
     history = client("stepfunctions").get_execution_history(executionArn=desc["executionArn"], maxResults=1000)
     stages = [e["stateEnteredEventDetails"]["name"] for e in history["events"] if "stateEnteredEventDetails" in e]
     jobs = runs.batch_jobs(outputs, desc["name"])
-    arrays = [j for j in jobs if "size" in j.get("arrayProperties", {})]
+    arrays = [j for j in jobs if "size" in (j.get("arrayProperties") or {})]
     failed = [
         {
             "job": j["jobName"],
-            "index": j.get("arrayProperties", {}).get("index"),
-            "attempts": len(j.get("attempts", [])),
+            "index": runs.array_index(j),
+            "attempts": len(j.get("attempts") or []),
             "statusReason": j.get("statusReason"),
-            "logStream": j.get("container", {}).get("logStreamName"),
+            "logStream": (j.get("container") or {}).get("logStreamName"),
         }
         for j in jobs
         if j["status"] == "FAILED"
     ]
+    stuck = runs.runnable_problems(outputs, jobs)
     return {
         "jobName": desc["name"],
         "pipeline": pipeline,
@@ -150,6 +151,7 @@ def run_status(outputs: Any, run: str) -> dict[str, Any]:
             for a in arrays
         ],
         "failedJobs": failed,
+        "stuck": stuck,
     }
 
 
@@ -196,6 +198,8 @@ def status(run: str | None, stack_name: str, region: str | None, profile: str | 
     for a in doc["arrays"]:
         summary = ", ".join(f"{k} {v}" for k, v in a["statusSummary"].items() if v)
         console.print(f"array {a['job']}: {a['size']} children: {summary}")
+    for problem in doc["stuck"]:
+        console.print(f"[yellow]{problem}[/]")
     for f in doc["failedJobs"]:
         console.print(f"[red]failed[/] {f['job']} index {f['index']}, {f['attempts']} attempts: {f['statusReason']} "
                       f"(log stream {f['logStream']})")  # fmt: skip
@@ -345,7 +349,8 @@ def tail(out: Any, job_name: str, stack_name: str, as_json: bool, poll: float = 
                     f"{a['size']} children: " + ", ".join(f"{k} {v}" for k, v in a["statusSummary"].items() if v)
                     for a in doc["arrays"]
                 )
-                spinner.update(f"{job_name}: {doc['status']} at {stage}" + (f" ({arrays})" if arrays else ""))
+                stuck = f" - {doc['stuck'][0]}" if doc["stuck"] else ""
+                spinner.update(f"{job_name}: {doc['status']} at {stage}" + (f" ({arrays})" if arrays else "") + stuck)
                 if doc["status"] != "RUNNING":
                     break
                 time.sleep(poll)
