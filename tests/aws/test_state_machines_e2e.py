@@ -184,3 +184,23 @@ def test_render_end_to_end_with_blender_and_ffmpeg(stack: Stack, blend_scene: An
     assert doc["status"] == "SUCCEEDED" and doc["videoInfo"]["frames"] == 3
     keys = {o["Key"] for o in stack.s3.list_objects_v2(Bucket=BUCKET, Prefix="short/")["Contents"]}
     assert {"short/frames/0005.png", "short/frames/0006.png", "short/frames/0007.png", "short/output.mp4"} <= keys
+
+
+def test_run_without_local_tails_to_the_results(stack: Stack, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from batchpipe.aws import stack as stack_module
+    from batchpipe.cli import main
+
+    monkeypatch.setattr(stack_module, "outputs", lambda name: stack.outputs())  # the stack made by the fixture
+    portfolio = tmp_path / "portfolio.json"
+    portfolio.write_text(json.dumps(small_portfolio()))
+    ok = CliRunner().invoke(main, ["run", "montecarlo", str(portfolio), "--job-name", "tailed", "--json"])
+    assert ok.exit_code == 0, ok.output
+    # (the in-process Batch jobs print their own one-line summaries into the same stdout first)
+    assert json.loads(ok.stdout[ok.stdout.index('{\n  "jobName"') :])["status"] == "SUCCEEDED"
+    stack.runtime.fail_children = {0}
+    bad = CliRunner().invoke(main, ["run", "montecarlo", str(portfolio), "--job-name", "tailed2",
+                                    "--positions-per-job", "2"])  # fmt: skip
+    assert bad.exit_code == 1 and "FAILED" in bad.stderr and "batchpipe status tailed2" in bad.stderr
+    assert "PARTIAL" in bad.stdout  # the collated table is still shown

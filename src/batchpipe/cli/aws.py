@@ -159,13 +159,15 @@ def run_status(outputs: Any, run: str) -> dict[str, Any]:
 @click.argument("run", required=False)
 @aws_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def status(run: str | None, stack_name: str, region: str | None, profile: str | None, as_json: bool) -> None:
+@click.option("--watch", is_flag=True, help="Follow RUN live until it ends, then show its results.")
+def status(run: str | None, stack_name: str, region: str | None, profile: str | None, as_json: bool,
+           watch: bool) -> None:  # fmt: skip
     """Recent runs of both pipelines, or one run (execution ARN or job name) in detail.
 
     \b
     Example:
       batchpipe status
-      batchpipe status MCAutocallable
+      batchpipe status MCAutocallable --watch
     """
     from rich.console import Console
     from rich.table import Table
@@ -186,6 +188,9 @@ def status(run: str | None, stack_name: str, region: str | None, profile: str | 
         for r in rows:
             table.add_row(r["jobName"], r["pipeline"], r["status"], r["started"][:19].replace("T", " "), r["duration"])
         Console().print(table)
+        return
+    if watch:
+        tail(out, run, stack_name, as_json)
         return
     doc = run_status(out, run)
     if as_json:
@@ -329,7 +334,7 @@ def start_run(pipeline: str, job_name: str, input_file: Path, stack_name: str, r
     tail(out, job_name, stack_name, as_json)
 
 
-def tail(out: Any, job_name: str, stack_name: str, as_json: bool, poll: float = 3.0) -> None:
+def tail(out: Any, job_name: str, stack_name: str, as_json: bool, poll: float = 2.0) -> None:
     """Follow a run: current stage, then the array's children by status, then its results."""
     import sys
     import time
