@@ -192,3 +192,15 @@ def test_deploy_without_docker_suggests_no_build(aws: None, monkeypatch: pytest.
     monkeypatch.setenv("PATH", str(tmp_path))
     result = cli("deploy")
     assert result.exit_code == 2 and "--no-build" in result.stderr
+
+
+def test_dry_run_lists_changes_and_changes_nothing(aws: None) -> None:
+    first = cli("deploy", "--no-build", "--dry-run")
+    assert first.exit_code == 0 and first.stdout.startswith("create stack 'batchpipe' with ")
+    assert cli("status").exit_code == 2  # still no stack
+    network = given_network()
+    assert cli("deploy", "--no-build", *network).exit_code == 0
+    planned = cli("deploy", "--no-build", "--max-vcpus", "64", "--dry-run", *network)
+    assert planned.exit_code == 0, planned.output
+    stack = boto3.client("cloudformation").describe_stacks(StackName="batchpipe")["Stacks"][0]
+    assert {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]}["MaxvCpus"] == "256"
