@@ -204,3 +204,15 @@ def test_dry_run_lists_changes_and_changes_nothing(aws: None) -> None:
     assert planned.exit_code == 0, planned.output
     stack = boto3.client("cloudformation").describe_stacks(StackName="batchpipe")["Stacks"][0]
     assert {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]}["MaxvCpus"] == "256"
+
+
+def test_paths_and_seed_travel_in_the_uploaded_portfolio(aws: None, tmp_path: Path) -> None:
+    assert cli("deploy", "--no-build").exit_code == 0
+    bucket = outputs()["BucketName"]
+    result = cli("run", "montecarlo", str(EXAMPLE), "--no-wait", "--job-name", "ov", "--paths", "5000", "--seed", "3")
+    assert result.exit_code == 0, result.output
+    uploaded = json.loads(
+        boto3.client("s3").get_object(Bucket=bucket, Key="runs/ov/input/portfolio.json")["Body"].read()
+    )
+    assert uploaded["simulation"] == {"paths": 5000, "seed": 3}
+    assert uploaded["positions"] == json.loads(EXAMPLE.read_text())["positions"]

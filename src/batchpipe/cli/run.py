@@ -94,22 +94,13 @@ def montecarlo(
     from rich.console import Console
 
     from batchpipe.backends import local as local_backend
-    from batchpipe.pipelines.portfolio import load_portfolio
+    from batchpipe.pipelines.portfolio import load_portfolio, with_simulation_overrides
     from batchpipe.ui import RichProgress, montecarlo_tables
 
     doc_in = load_portfolio(portfolio)
     name = _job_name(job_name, doc_in.name)
     if not local:
-        upload = None
-        if paths is not None or seed is not None:  # the AWS stages read the file: put the overrides in it
-            raw = json.loads(portfolio.read_text())
-            raw["simulation"] = {**raw.get("simulation", {}), **({"paths": paths} if paths else {}),
-                                 **({"seed": seed} if seed is not None else {})}  # fmt: skip
-            text = json.dumps(raw)
-            from batchpipe.pipelines.portfolio import parse_portfolio
-
-            parse_portfolio(text, str(portfolio))
-            upload = text.encode()
+        upload = with_simulation_overrides(portfolio, paths, seed)  # the AWS stages read the overrides from the file
         start_run("montecarlo", name, portfolio, stack_name, region, profile, no_wait, as_json, upload=upload,
                   positionsPerJob=positions_per_job)  # fmt: skip
         return

@@ -188,3 +188,19 @@ def load_portfolio(path: str | Path) -> Portfolio:
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{p}: cannot read: {exc}") from None
     return parse_portfolio(text, str(p))
+
+
+def with_simulation_overrides(path: Path, paths: int | None, seed: int | None) -> bytes | None:
+    """The portfolio file's bytes with --paths / --seed written into its simulation block (None: no override)."""
+    if paths is None and seed is None:
+        return None
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    simulation = dict(raw.get("simulation") or {})
+    if paths is not None:
+        simulation["paths"] = paths
+    if seed is not None:
+        simulation["seed"] = seed
+    raw["simulation"] = simulation
+    text = json.dumps(raw, indent=2)
+    parse_portfolio(text, str(path))  # still valid
+    return text.encode()
