@@ -340,27 +340,35 @@ def tail(out: Any, job_name: str, stack_name: str, as_json: bool, poll: float = 
     import time
 
     from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from batchpipe.aws import runs
     from batchpipe.ui import montecarlo_tables, render_summary
 
     console = Console(stderr=True)
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   console=console, transient=False)  # fmt: skip
+    task = bar.add_task(f"{job_name}: starting", total=None)
     try:
-        with console.status(f"{job_name}: starting") as spinner:
+        with bar:
             while True:
                 doc = run_status(out, job_name)
                 stage = doc["stages"][-1] if doc["stages"] else "starting"
-                arrays = "; ".join(
-                    f"{a['size']} children: " + ", ".join(f"{k} {v}" for k, v in a["statusSummary"].items() if v)
-                    for a in doc["arrays"]
-                )
-                stuck = f" - {doc['stuck'][0]}" if doc["stuck"] else ""
-                spinner.update(f"{job_name}: {doc['status']} at {stage}" + (f" ({arrays})" if arrays else "") + stuck)
+                text = f"{job_name}: {stage}"
+                if doc["arrays"]:  # the array's children by status, as a bar of finished children
+                    a = doc["arrays"][-1]
+                    counts = a["statusSummary"]
+                    text += " (" + ", ".join(f"{k} {v}" for k, v in counts.items() if v) + ")"
+                    finished = counts.get("SUCCEEDED", 0) + counts.get("FAILED", 0)
+                    bar.update(task, total=a["size"], completed=finished)
+                if doc["stuck"]:
+                    text += f" - {doc['stuck'][0]}"
+                bar.update(task, description=text)
                 if doc["status"] != "RUNNING":
                     break
                 time.sleep(poll)
     except KeyboardInterrupt:
-        console.print(f"stopped watching; the run goes on. Watch again: batchpipe status {job_name} "
+        console.print(f"stopped watching; the run goes on. Watch again: batchpipe status {job_name} --watch "
                       f"--stack-name {stack_name}")  # fmt: skip
         sys.exit(130)
     result = runs.result_document(out, doc["pipeline"], job_name)
