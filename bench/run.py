@@ -3,6 +3,8 @@
 Monte Carlo: calibration (time, RMSE), engine path-steps per second, and the workshop portfolio end to end at
 <= 0.05% of notional per position, each against the workshop's way (QuantLib differential-evolution calibration per
 position, QuantLib's path generator one path at a time and a Python payoff loop: bench/workshop_reference.py).
+Then: `batchpipe --help` start-up against a bare interpreter, a local render on all cores against one
+`blender -b file -a`, and collate of 10,000 shard results from S3 (moto server) against a sequential loop.
 Results are printed and written to bench/results.json.
 """
 
@@ -25,10 +27,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
+from aws_collate import bench_collate  # noqa: E402
 from batchpipe.pipelines.portfolio import WORKSHOP_EXPIRIES, WORKSHOP_STRIKES, WORKSHOP_VOLS  # noqa: E402
 from batchpipe.pricing.calendar import year_fraction  # noqa: E402
 from batchpipe.pricing.calibration import VolQuotes, calibrate  # noqa: E402
 from batchpipe.pricing.paths import antithetic, block_normals, build_grid, simulate_qe  # noqa: E402
+from local_render import bench_render, bench_startup  # noqa: E402
 from workshop_reference import price_position_workshop_way  # noqa: E402
 
 TARGET = 0.0005  # per-position standard error, as a fraction of notional
@@ -132,6 +136,16 @@ def main() -> None:
     print(f"\n{'figure':36} {'batchpipe':>14} {'workshop way':>14} {'ratio':>10}")
     for name, ours, theirs, ratio in rows:
         print(f"{name:36} {ours:14.4g} {theirs:14.4g} {ratio:9.0f}x")
+    startup = bench_startup()
+    print(f"\n`batchpipe --help`: {startup['seconds']:.3f} s, `python -c pass`: {startup['referenceSeconds']:.3f} s "
+          f"({startup['ratio']:.1f}x the bare interpreter)")  # fmt: skip
+    render = bench_render()
+    print(f"local render, {render['frames']} frames: {render['seconds']:.1f} s with {render['workers']} workers "
+          f"(and the video) vs {render['referenceSeconds']:.1f} s for one `blender -b file -a`: "
+          f"{render['ratio']:.2f}x")  # fmt: skip
+    collate = bench_collate()
+    print(f"collate of {collate['shards']:,} shard results from S3 (moto server): {collate['seconds']:.1f} s vs "
+          f"{collate['referenceSeconds']:.1f} s listing and getting one by one: {collate['ratio']:.2f}x")  # fmt: skip
     results = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine(),
@@ -148,6 +162,9 @@ def main() -> None:
             },
             "ratios": {name: ratio for name, _, _, ratio in rows},
         },
+        "startup": startup,
+        "render": render,
+        "collate": collate,
     }
     (ROOT / "bench" / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     print("\nwritten to bench/results.json")
