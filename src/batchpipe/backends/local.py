@@ -8,6 +8,7 @@ so results do not depend on --workers. Each shard's result is written as soon as
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import shutil
@@ -95,16 +96,23 @@ def run_montecarlo(
     paths: int | None = None,
     seed: int | None = None,
     workers: int | None = None,
+    fresh: bool = False,
 ) -> Doc:
-    """Preprocess, price every shard, collate; write plan, shard results, results.json and results.csv."""
+    """Preprocess, price every shard, collate; write plan, shard results, results.json and results.csv.
+
+    A re-run of the same job into the same directory resumes: when its plan is identical, the shards whose results
+    are there and complete are kept and only the others are priced (unless `fresh`).
+    """
     progress.stage("preprocess", "Calibrating and planning")
     plan = mc.preprocess(portfolio, job_name, positions_per_job=positions_per_job, paths=paths, seed=seed)
+    shards = int(plan["shards"])
+    results: dict[int, Doc] = {} if fresh else _finished_shards(output_dir, plan)
+    if results:
+        progress.warn(f"resuming {job_name}: {len(results)} of {shards} shards already priced (--fresh starts over)")
     artifacts.write_json(artifacts.plan_uri(output_dir), plan)
     chunks = int(plan["simulation"]["chunks"])
-    shards = int(plan["shards"])
-    tasks = [(s, c) for s in range(shards) for c in range(chunks)]
+    tasks = [(s, c) for s in range(shards) if s not in results for c in range(chunks)]
     parts: dict[int, list[Doc]] = {s: [] for s in range(shards)}
-    results: dict[int, Doc] = {}
 
     def on_result(task: tuple[int, int], part: Doc | None, exc: BaseException | None) -> None:
         shard, _ = task
@@ -134,12 +142,37 @@ def run_montecarlo(
         run_pool(tasks, _price_task, n_workers, on_result, _init_worker, (plan,))
     except KeyboardInterrupt:
         raise BatchpipeError(
-            f"interrupted: {len(results)} of {shards} shards finished, their results are in {output_dir}/shards"
+            f"interrupted: {len(results)} of {shards} shards finished and kept in {output_dir}/shards",
+            f"run the same command with --job-name {job_name} to resume",
         ) from None
     progress.stage("collate", "Collating")
     doc = mc.collate(plan, [results.get(s) for s in range(shards)])
     artifacts.write_montecarlo_results(output_dir, doc)
     return doc
+
+
+def _finished_shards(output_dir: str, plan: Doc) -> dict[int, Doc]:
+    """Shard results a previous run of the very same plan left complete (a corrupt or failed one is redone)."""
+    try:
+        previous = artifacts.read_json(artifacts.plan_uri(output_dir))
+    except (FileNotFoundError, ValueError):
+        return {}
+    if previous != json.loads(json.dumps(plan)):
+        return {}
+    kept = {}
+    for shard, result in enumerate(artifacts.read_shard_results(output_dir, plan)):
+        if result is None:
+            continue
+        expected = mc.shard_positions(plan, shard)
+        got = result.get("positions", [])
+        complete = len(got) == len(expected) and all(
+            g.get("index") == e["index"] and g.get("error") == e["error"]
+            and (e["error"] is not None or (g.get("pv") is not None and g.get("blockMeans")))
+            for g, e in zip(got, expected, strict=True)
+        )  # fmt: skip
+        if complete:
+            kept[shard] = result
+    return kept
 
 
 def run_render(

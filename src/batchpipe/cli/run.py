@@ -67,6 +67,7 @@ def common_options(what: str) -> Callable[[F], F]:
 @click.option("--positions-per-job", type=click.IntRange(min=1), help="Positions per shard (array child).")
 @click.option("--paths", type=click.IntRange(min=2), help="Monte Carlo paths (overrides the file).")
 @click.option("--seed", type=click.IntRange(min=0, max=2**63 - 1), help="Random seed (overrides the file).")
+@click.option("--fresh", is_flag=True, help="Price every shard again instead of resuming a run of the same job.")
 def montecarlo(
     portfolio: Path,
     local: bool,
@@ -81,6 +82,7 @@ def montecarlo(
     region: str | None,
     profile: str | None,
     no_wait: bool,
+    fresh: bool,
 ) -> None:
     """Price a portfolio of autocallable notes: calibrate, price shards in parallel, collate.
 
@@ -116,6 +118,7 @@ def montecarlo(
             paths=paths,
             seed=seed,
             workers=workers,
+            fresh=fresh,
         )
     if as_json:
         click.echo(json.dumps(doc, indent=2))
