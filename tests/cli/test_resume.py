@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import CliRunner
 
 from batchpipe.cli import main
@@ -54,3 +55,34 @@ def test_a_different_plan_never_reuses_old_shards(tmp_path: Path, write_json: An
     other = run(portfolio, out, "--seed", "99")
     assert other.exit_code == 0 and "resuming" not in other.stderr
     assert json.loads((out / "results.json").read_text())["simulation"]["seed"] == 99
+
+
+def test_a_worker_that_dies_fails_only_its_shard(tmp_path: Path, write_json: Any,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    import os
+
+    from batchpipe.pipelines import montecarlo as mc
+
+    real = mc.price_chunk
+
+    def dies_on_shard_2(plan: dict[str, Any], shard: int, chunk: int) -> dict[str, Any]:
+        if shard == 2:
+            os._exit(9)  # what the OOM killer or a segfault looks like from outside
+        return real(plan, shard, chunk)
+
+    monkeypatch.setattr(mc, "price_chunk", dies_on_shard_2)  # forked workers inherit it
+    portfolio = write_json(small_portfolio())
+    out = tmp_path / "out"
+    args = ["run", "montecarlo", str(portfolio), "--local", "--job-name", "crash", "--output", str(out),
+            "--positions-per-job", "1", "--workers", "2"]  # fmt: skip
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert result.exit_code == 1
+    doc = json.loads((out / "results.json").read_text())
+    assert doc["status"] == "PARTIAL"
+    errors = [p["error"] for p in doc["positions"]]
+    assert [e is not None for e in errors] == [False, False, True, False, False]
+    assert "worker process died" in errors[2]
+    monkeypatch.setattr(mc, "price_chunk", real)
+    # the next run resumes and prices only the lost shard
+    again = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert again.exit_code == 0 and "4 of 5 shards already priced" in again.stderr

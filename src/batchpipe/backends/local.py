@@ -15,6 +15,7 @@ import shutil
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed, wait
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -68,6 +69,7 @@ def run_pool(
         return
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    crashed: list[T] = []
     with ProcessPoolExecutor(
         max_workers=min(workers, len(tasks)), mp_context=context, initializer=initializer, initargs=initargs
     ) as pool:
@@ -78,12 +80,30 @@ def run_pool(
                 for fut in done:
                     task = pending.pop(fut)
                     error = fut.exception()
-                    on_result(task, None if error else fut.result(), error)
+                    if isinstance(error, BrokenProcessPool):  # a worker died: every unfinished task lands here
+                        crashed.append(task)
+                    else:
+                        on_result(task, None if error else fut.result(), error)
         except BaseException:
             for fut in pending:
                 fut.cancel()
             pool.shutdown(wait=False, cancel_futures=True)
             raise
+    # Run what a dead worker took down again, each task alone in a fresh process: only the task that kills its
+    # process fails, the others finish.
+    for task in crashed:
+        with ProcessPoolExecutor(
+            max_workers=1, mp_context=context, initializer=initializer, initargs=initargs
+        ) as alone:
+            fut = alone.submit(fn, task)
+            error = fut.exception()
+            if isinstance(error, BrokenProcessPool):
+                error = WorkerCrashed("the worker process died (killed, out of memory, or crashed)")
+            on_result(task, None if error else fut.result(), error)
+
+
+class WorkerCrashed(RuntimeError):
+    """A worker process ended without returning its task's result."""
 
 
 def run_montecarlo(
