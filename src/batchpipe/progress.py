@@ -14,14 +14,3 @@ class Progress(Protocol):
 
     def warn(self, message: str) -> None:
         """Something the user should know that does not stop the run."""
-
-
-class NullProgress:
-    def stage(self, name: str, description: str, total: int | None = None) -> None:
-        pass
-
-    def advance(self, units: int = 1) -> None:
-        pass
-
-    def warn(self, message: str) -> None:
-        pass

@@ -1,4 +1,4 @@
-"""One small interface over local paths and s3:// URIs: read, write (atomically), list.
+"""One small interface over local paths and s3:// URIs: read, write (atomically), check.
 
 Local writes go to a temporary file renamed into place, so a reader never sees half a file. S3 access goes
 through `batchpipe.aws.clients`, the only place that touches boto3, imported only when an s3:// URI is used.
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -69,19 +68,3 @@ def exists(uri: str) -> bool:
 
         return s3_exists(*split_s3(uri))
     return Path(uri).exists()
-
-
-def list_uris(prefix: str) -> Iterator[str]:
-    """Every object under a prefix (all pages), in key order."""
-    if is_s3(prefix):
-        from batchpipe.aws.clients import s3_list
-
-        bucket, key = split_s3(prefix)
-        for k in s3_list(bucket, key.rstrip("/") + "/" if key else ""):
-            yield f"s3://{bucket}/{k}"
-        return
-    root = Path(prefix)
-    if root.is_dir():
-        for p in sorted(root.rglob("*")):
-            if p.is_file() and not p.name.startswith("."):
-                yield str(p)

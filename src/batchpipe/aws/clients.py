@@ -3,7 +3,6 @@ AWS_ENDPOINT_URL itself; --region / --profile apply through `configure`."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from functools import cache
 from typing import Any
 
@@ -57,10 +56,3 @@ def s3_exists(bucket: str, key: str) -> bool:
             return False
         raise
     return True
-
-
-def s3_list(bucket: str, prefix: str) -> Iterator[str]:
-    paginator = client("s3").get_paginator("list_objects_v2")
-    for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
-        for obj in page.get("Contents", []):
-            yield str(obj["Key"])
