@@ -204,3 +204,29 @@ def test_run_without_local_tails_to_the_results(stack: Stack, monkeypatch: pytes
                                     "--positions-per-job", "2"])  # fmt: skip
     assert bad.exit_code == 1 and "FAILED" in bad.stderr and "batchpipe status tailed2" in bad.stderr
     assert "PARTIAL" in bad.stdout  # the collated table is still shown
+
+
+def test_resume_prices_only_the_missing_shards(stack: Stack, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from batchpipe.aws import stack as stack_module
+    from batchpipe.cli import main
+
+    portfolio = tmp_path / "portfolio.json"
+    portfolio.write_bytes(json.dumps(small_portfolio()).encode())
+    stack.runtime.fail_children = {1}
+    uri = stack.put("runs/half/input/portfolio.json", portfolio.read_bytes())
+    first = stack.execute("montecarlo", stack.payload("montecarlo", "half", uri, positionsPerJob=2))
+    assert first["error"] == "batchpipe.Partial"
+    stack.runtime.fail_children = set()
+    monkeypatch.setattr(stack_module, "outputs", lambda name: stack.outputs())
+    resumed = CliRunner().invoke(main, ["run", "montecarlo", str(portfolio), "--resume", "half", "--json"])
+    assert resumed.exit_code == 0, resumed.output
+    skipped = [json.loads(line)["shard"] for line in resumed.stdout.splitlines() if '"skipped"' in line]
+    assert sorted(skipped) == [0, 2]  # only shard 1 was priced again
+    results = stack.result("half", "results.json")
+    assert results["status"] == "SUCCEEDED" and all(p["error"] is None for p in results["positions"])
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(small_portfolio(simulation={"paths": 4000, "seed": 7})))
+    refused = CliRunner().invoke(main, ["run", "montecarlo", str(other), "--resume", "half"])
+    assert refused.exit_code == 2 and "resume needs the same file" in refused.stderr

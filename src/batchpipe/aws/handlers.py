@@ -57,7 +57,8 @@ def prepare(event: Doc) -> Doc:
         "planUri": out + "/plan.json",
         "resultUri": out + "/" + RESULTS[pipeline],
         "preprocessCommand": first,
-        "shardCommand": [shard, "--output", out],
+        "shardCommand": [shard, "--output", out]
+        + (["--resume"] if event.get("resume") is True and pipeline == "montecarlo" else []),
         "collateCommand": [last, "--output", out],
     }
 

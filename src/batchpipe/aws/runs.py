@@ -61,6 +61,46 @@ def start(pipeline: str, outputs: StackOutputs, job_name: str, input_file: Path,
     return arn
 
 
+def job_of(execution: dict[str, Any]) -> str:
+    """The job an execution runs (a resumed run's executions share their job's name and output)."""
+    try:
+        return str(json.loads(execution.get("input") or "{}").get("jobName") or execution["name"])
+    except ValueError:
+        return str(execution["name"])
+
+
+def resume(outputs: StackOutputs, run: str, expected_input: bytes) -> str:
+    """Run a finished Monte Carlo run again over its own output: complete shards are kept, the rest priced.
+
+    The new execution (named RUN-resume-N) gets the original payload plus "resume": true, so every array child
+    first checks whether its shard's result is already complete for the same plan.
+    """
+    pipeline, desc = find(outputs, run)
+    if pipeline != "montecarlo":
+        raise InputError("--resume is for Monte Carlo runs; re-run a render under a new --job-name")
+    if desc["status"] == "RUNNING":
+        raise InputError(f"run '{desc['name']}' is still running: `batchpipe status {desc['name']} --watch`")
+    payload = json.loads(desc["input"])
+    payload.pop("resume", None)
+    bucket, _, key = payload["inputUri"].removeprefix("s3://").partition("/")
+    uploaded = client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    if uploaded != expected_input:
+        raise InputError(
+            f"the portfolio differs from the input of run '{payload['jobName']}': resume needs the same file"
+        )
+    sfn = client("stepfunctions")
+    for attempt in range(1, 100):
+        name = f"{payload['jobName'][:64]}-resume-{attempt}"
+        try:
+            arn: str = sfn.start_execution(stateMachineArn=desc["stateMachineArn"], name=name,
+                                           input=json.dumps({**payload, "resume": True}))["executionArn"]  # fmt: skip
+            return arn
+        except ClientError as exc:
+            if "ExecutionAlreadyExists" not in str(exc):
+                raise BatchpipeError(f"could not start the resume of '{payload['jobName']}': {exc}") from None
+    raise BatchpipeError(f"run '{payload['jobName']}' was resumed too many times")
+
+
 def executions(outputs: StackOutputs, limit: int = 20) -> Iterator[tuple[str, dict[str, Any]]]:
     """Recent executions of both state machines, newest first: (pipeline, execution)."""
     sfn = client("stepfunctions")

@@ -8,7 +8,6 @@ so results do not depend on --workers. Each shard's result is written as soon as
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import os
 import shutil
@@ -173,26 +172,11 @@ def run_montecarlo(
 
 def _finished_shards(output_dir: str, plan: Doc) -> dict[int, Doc]:
     """Shard results a previous run of the very same plan left complete (a corrupt or failed one is redone)."""
-    try:
-        previous = artifacts.read_json(artifacts.plan_uri(output_dir))
-    except (FileNotFoundError, ValueError):
+    if not Path(artifacts.plan_uri(output_dir)).exists():
         return {}
-    if previous != json.loads(json.dumps(plan)):
-        return {}
-    kept = {}
-    for shard, result in enumerate(artifacts.read_shard_results(output_dir, plan)):
-        if result is None:
-            continue
-        expected = mc.shard_positions(plan, shard)
-        got = result.get("positions", [])
-        complete = len(got) == len(expected) and all(
-            g.get("index") == e["index"] and g.get("error") == e["error"]
-            and (e["error"] is not None or (g.get("pv") is not None and g.get("blockMeans")))
-            for g, e in zip(got, expected, strict=True)
-        )  # fmt: skip
-        if complete:
-            kept[shard] = result
-    return kept
+    fingerprint = mc.plan_hash(plan)
+    results = artifacts.read_shard_results(output_dir, plan)
+    return {s: r for s, r in enumerate(results) if r is not None and mc.is_complete(plan, s, r, fingerprint)}
 
 
 def run_render(

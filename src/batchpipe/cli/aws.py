@@ -120,7 +120,8 @@ def run_status(outputs: Any, run: str) -> dict[str, Any]:
     pipeline, desc = runs.find(outputs, run)
     history = client("stepfunctions").get_execution_history(executionArn=desc["executionArn"], maxResults=1000)
     stages = [e["stateEnteredEventDetails"]["name"] for e in history["events"] if "stateEnteredEventDetails" in e]
-    jobs = runs.batch_jobs(outputs, desc["name"])
+    job = runs.job_of(desc)
+    jobs = [j for j in runs.batch_jobs(outputs, job) if j.get("createdAt", 0) >= desc["startDate"].timestamp() * 1000]
     arrays = [j for j in jobs if "size" in (j.get("arrayProperties") or {})]
     failed = [
         {
@@ -135,7 +136,8 @@ def run_status(outputs: Any, run: str) -> dict[str, Any]:
     ]
     stuck = runs.runnable_problems(outputs, jobs)
     return {
-        "jobName": desc["name"],
+        "jobName": job,
+        "execution": desc["name"],
         "pipeline": pipeline,
         "executionArn": desc["executionArn"],
         "status": desc["status"],
@@ -241,11 +243,11 @@ def results(run: str, stack_name: str, region: str | None, profile: str | None, 
     connect(region, profile)
     out = stack.outputs(stack_name)
     pipeline, desc = runs.find(out, run)
-    doc = runs.result_document(out, pipeline, desc["name"])
+    doc = runs.result_document(out, pipeline, runs.job_of(desc))
     if doc is None:
         raise InputError(f"run '{desc['name']}' has no collated results yet ({desc['status']}): "
                          f"`batchpipe status {desc['name']}` shows where it is")  # fmt: skip
-    prefix = runs.run_prefix(desc["name"])
+    prefix = runs.run_prefix(runs.job_of(desc))
     if download is not None:
         names = ["results.json", "results.csv"] if pipeline == "montecarlo" else ["render.json", "output.mp4"]
         for name in names:
@@ -313,7 +315,7 @@ COMMANDS = [deploy, status, results, cancel, destroy]
 
 def start_run(pipeline: str, job_name: str, input_file: Path, stack_name: str, region: str | None,
               profile: str | None, no_wait: bool, as_json: bool, upload: bytes | None = None,
-              **extra: Any) -> None:  # fmt: skip
+              resume: str | None = None, **extra: Any) -> None:  # fmt: skip
     """`run ... ` without --local: the input is already validated; upload it, start, then tail or print the ARN."""
     import tempfile
 
@@ -321,6 +323,15 @@ def start_run(pipeline: str, job_name: str, input_file: Path, stack_name: str, r
 
     connect(region, profile)
     out = stack.outputs(stack_name)
+    if resume is not None:
+        arn = runs.resume(out, resume, upload if upload is not None else input_file.read_bytes())
+        execution = arn.rsplit(":", 1)[1]
+        job_name = runs.job_of(runs.find(out, arn)[1])
+        if no_wait:
+            click.echo(json.dumps({"jobName": job_name, "executionArn": arn}) if as_json else arn)
+            return
+        tail(out, job_name, stack_name, as_json, execution=execution)
+        return
     if upload is not None:
         with tempfile.TemporaryDirectory() as tmp:
             copy = Path(tmp) / input_file.name
@@ -334,7 +345,8 @@ def start_run(pipeline: str, job_name: str, input_file: Path, stack_name: str, r
     tail(out, job_name, stack_name, as_json)
 
 
-def tail(out: Any, job_name: str, stack_name: str, as_json: bool, poll: float = 2.0) -> None:
+def tail(out: Any, job_name: str, stack_name: str, as_json: bool, poll: float = 2.0,
+         execution: str | None = None) -> None:  # fmt: skip
     """Follow a run: current stage, then the array's children by status, then its results."""
     import sys
     import time
@@ -352,7 +364,7 @@ def tail(out: Any, job_name: str, stack_name: str, as_json: bool, poll: float = 
     try:
         with bar:
             while True:
-                doc = run_status(out, job_name)
+                doc = run_status(out, execution or job_name)
                 stage = doc["stages"][-1] if doc["stages"] else "starting"
                 text = f"{job_name}: {stage}"
                 if doc["arrays"]:  # the array's children by status, as a bar of finished children

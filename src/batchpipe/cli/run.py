@@ -68,6 +68,7 @@ def common_options(what: str) -> Callable[[F], F]:
 @click.option("--paths", type=click.IntRange(min=2), help="Monte Carlo paths (overrides the file).")
 @click.option("--seed", type=click.IntRange(min=0, max=2**63 - 1), help="Random seed (overrides the file).")
 @click.option("--fresh", is_flag=True, help="Price every shard again instead of resuming a run of the same job.")
+@click.option("--resume", "resume", metavar="RUN", help="On AWS: price only what RUN is missing, over its output.")
 def montecarlo(
     portfolio: Path,
     local: bool,
@@ -83,6 +84,7 @@ def montecarlo(
     profile: str | None,
     no_wait: bool,
     fresh: bool,
+    resume: str | None,
 ) -> None:
     """Price a portfolio of autocallable notes: calibrate, price shards in parallel, collate.
 
@@ -104,7 +106,7 @@ def montecarlo(
     if not local:
         upload = with_simulation_overrides(portfolio, paths, seed)  # the AWS stages read the overrides from the file
         start_run("montecarlo", name, portfolio, stack_name, region, profile, no_wait, as_json, upload=upload,
-                  positionsPerJob=positions_per_job)  # fmt: skip
+                  resume=resume, positionsPerJob=positions_per_job)  # fmt: skip
         return
     out_dir = output or Path("batchpipe-runs") / name
     stderr = Console(stderr=True)

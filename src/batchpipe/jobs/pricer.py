@@ -38,8 +38,17 @@ def price(args: argparse.Namespace) -> None:
     shard = shard_index(args.shard)
     if not 0 <= shard < int(plan["shards"]):
         raise InputError(f"shard {shard} out of range: the plan has {plan['shards']} shards")
-    artifacts.write_json(artifacts.shard_uri(args.output, shard), mc.price_shard(plan, shard))
-    print(json.dumps({"shard": shard, "resultUri": artifacts.shard_uri(args.output, shard)}))
+    uri = artifacts.shard_uri(args.output, shard)
+    if args.resume and storage.exists(uri):
+        try:
+            done = mc.is_complete(plan, shard, artifacts.read_json(uri))
+        except ValueError:
+            done = False
+        if done:
+            print(json.dumps({"shard": shard, "resultUri": uri, "skipped": "already complete"}))
+            return
+    artifacts.write_json(uri, mc.price_shard(plan, shard))
+    print(json.dumps({"shard": shard, "resultUri": uri}))
 
 
 def collate(args: argparse.Namespace) -> None:
@@ -62,6 +71,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p = sub.add_parser("price")
     p.add_argument("--output", required=True)
     p.add_argument("--shard", type=int)
+    p.add_argument("--resume", action="store_true", help="keep this shard's result when it is already complete")
     p = sub.add_parser("collate")
     p.add_argument("--output", required=True)
     args = parser.parse_args(argv)

@@ -182,6 +182,27 @@ def preprocess(
     }
 
 
+def plan_hash(plan: Doc) -> str:
+    """A fingerprint of everything a shard's result depends on: results of another plan are never reused."""
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(plan, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:24]
+
+
+def is_complete(plan: Doc, shard: int, result: Doc | None, fingerprint: str | None = None) -> bool:
+    """Whether a stored shard result is this plan's and finished (a corrupt or failed one must be redone)."""
+    if result is None or result.get("planHash") != (fingerprint or plan_hash(plan)) or result.get("shard") != shard:
+        return False
+    expected = shard_positions(plan, shard)
+    got = result.get("positions", [])
+    return len(got) == len(expected) and all(
+        g.get("index") == e["index"] and g.get("error") == e["error"]
+        and (e["error"] is not None or (g.get("pv") is not None and bool(g.get("blockMeans"))))
+        for g, e in zip(got, expected, strict=True)
+    )  # fmt: skip
+
+
 def shard_positions(plan: Doc, shard: int) -> list[Doc]:
     per_job = int(plan["positionsPerJob"])
     if not 0 <= shard < int(plan["shards"]):
@@ -341,7 +362,7 @@ def shard_result(plan: Doc, shard: int, parts: Sequence[Doc]) -> Doc:
         entry["pv"] = shift + y_bar - float(beta @ c_bar)
         entry["stderr"] = math.sqrt(max(0.0, var) / n) if n > 1 else None
         entry["blockMeans"] = (shift + y_sum / half - (c_sum / half) @ beta).tolist()
-    return {"jobName": plan["jobName"], "shard": shard, "positions": out}
+    return {"jobName": plan["jobName"], "shard": shard, "planHash": plan_hash(plan), "positions": out}
 
 
 def price_shard(plan: Doc, shard: int) -> Doc:
