@@ -174,9 +174,8 @@ def _finished_shards(output_dir: str, plan: Doc) -> dict[int, Doc]:
     """Shard results a previous run of the very same plan left complete (a corrupt or failed one is redone)."""
     if not Path(artifacts.plan_uri(output_dir)).exists():
         return {}
-    fingerprint = mc.plan_hash(plan)
     results = artifacts.read_shard_results(output_dir, plan)
-    return {s: r for s, r in enumerate(results) if r is not None and mc.is_complete(plan, s, r, fingerprint)}
+    return {s: r for s, r in enumerate(results) if r is not None and mc.is_complete(plan, s, r)}
 
 
 def run_render(

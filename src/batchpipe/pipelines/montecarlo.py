@@ -151,7 +151,7 @@ def preprocess(
     market = portfolio.market
     all_dates = sorted({d for p in positions if p["error"] is None for d in p["observationDates"]})
     obs_times = [year_fraction(portfolio.valuation_date, date.fromisoformat(d), market.day_count) for d in all_dates]
-    return {
+    plan: Doc = {
         "version": PLAN_VERSION,
         "pipeline": "montecarlo",
         "jobName": job_name,
@@ -180,19 +180,23 @@ def preprocess(
         "shards": -(-n // per_job),
         "positions": positions,
     }
+    plan["planHash"] = plan_hash(plan)
+    return plan
 
 
 def plan_hash(plan: Doc) -> str:
-    """A fingerprint of everything a shard's result depends on: results of another plan are never reused."""
+    """A fingerprint of everything a shard's result depends on (preprocess stores it in the plan as "planHash",
+    once: hashing a large plan for every shard would cost more than pricing it)."""
     import hashlib
     import json
 
-    return hashlib.sha256(json.dumps(plan, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:24]
+    content = {k: v for k, v in plan.items() if k != "planHash"}
+    return hashlib.sha256(json.dumps(content, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:24]
 
 
-def is_complete(plan: Doc, shard: int, result: Doc | None, fingerprint: str | None = None) -> bool:
+def is_complete(plan: Doc, shard: int, result: Doc | None) -> bool:
     """Whether a stored shard result is this plan's and finished (a corrupt or failed one must be redone)."""
-    if result is None or result.get("planHash") != (fingerprint or plan_hash(plan)) or result.get("shard") != shard:
+    if result is None or result.get("planHash") != plan["planHash"] or result.get("shard") != shard:
         return False
     expected = shard_positions(plan, shard)
     got = result.get("positions", [])
@@ -294,15 +298,6 @@ def price_chunk(plan: Doc, shard: int, chunk: int) -> Doc:
     return part
 
 
-def _fold(arrays: Iterable[NDArray[np.float64]]) -> NDArray[np.float64]:
-    """Sum per-block arrays block by block, in block order (so the rounding never depends on chunking)."""
-    it = iter(arrays)
-    total = np.array(next(it), dtype=float, copy=True)
-    for a in it:
-        total += a
-    return total
-
-
 def shard_result(plan: Doc, shard: int, parts: Sequence[Doc]) -> Doc:
     """Fold a shard's chunk parts into control-variate PVs, standard errors and per-block means.
 
@@ -320,7 +315,11 @@ def shard_result(plan: Doc, shard: int, parts: Sequence[Doc]) -> Doc:
     n = layout.blocks * half
 
     def blocks_of(get: Any) -> NDArray[np.float64]:
+        """Per-block sums of every chunk, in block order: the same array however the blocks were chunked, so
+        reducing it gives the same rounding too."""
         return np.concatenate([get(part) for part in ordered], axis=0)
+
+    controls: dict[str, tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]] = {}
 
     out = []
     for p in shard_positions(plan, shard):
@@ -339,13 +338,13 @@ def shard_result(plan: Doc, shard: int, parts: Sequence[Doc]) -> Doc:
         y_sum = blocks_of(lambda part, k=key: part["positions"][k]["sum"])  # (G,)
         y_sumsq = blocks_of(lambda part, k=key: part["positions"][k]["sumsq"])
         yc = blocks_of(lambda part, k=key: part["positions"][k]["cross"])  # (G, d)
-        c_sum = blocks_of(lambda part, g=gkey: part["controls"][g]["sum"])  # (G, d)
-        cc = blocks_of(lambda part, g=gkey: part["controls"][g]["cross"])  # (G, d, d)
-        sy = float(_fold(y_sum[b : b + 1] for b in range(layout.blocks))[0])
-        syy = float(_fold(y_sumsq[b : b + 1] for b in range(layout.blocks))[0])
-        syc = _fold(yc[b] for b in range(layout.blocks))
-        sc = _fold(c_sum[b] for b in range(layout.blocks))
-        scc = _fold(cc[b] for b in range(layout.blocks))
+        if gkey not in controls:  # shared by every position observed on the same dates
+            c_blocks = blocks_of(lambda part, g=gkey: part["controls"][g]["sum"])  # (G, d)
+            cc = blocks_of(lambda part, g=gkey: part["controls"][g]["cross"])  # (G, d, d)
+            controls[gkey] = (c_blocks, c_blocks.sum(axis=0), cc.sum(axis=0))
+        c_sum, sc, scc = controls[gkey]
+        sy, syy = float(y_sum.sum()), float(y_sumsq.sum())
+        syc = yc.sum(axis=0)
         y_bar, c_bar = sy / n, sc / n
         shift = float(p["notional"]) * math.exp(-rate * times[p["observationDates"][-1]])
         beta = np.zeros_like(c_bar)
@@ -362,7 +361,7 @@ def shard_result(plan: Doc, shard: int, parts: Sequence[Doc]) -> Doc:
         entry["pv"] = shift + y_bar - float(beta @ c_bar)
         entry["stderr"] = math.sqrt(max(0.0, var) / n) if n > 1 else None
         entry["blockMeans"] = (shift + y_sum / half - (c_sum / half) @ beta).tolist()
-    return {"jobName": plan["jobName"], "shard": shard, "planHash": plan_hash(plan), "positions": out}
+    return {"jobName": plan["jobName"], "shard": shard, "planHash": plan["planHash"], "positions": out}
 
 
 def price_shard(plan: Doc, shard: int) -> Doc:
@@ -376,6 +375,7 @@ def failed_shard(plan: Doc, shard: int, message: str) -> Doc:
     return {
         "jobName": plan["jobName"],
         "shard": shard,
+        "planHash": plan["planHash"],
         "positions": [
             {
                 "index": p["index"],
