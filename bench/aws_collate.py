@@ -53,6 +53,7 @@ def bench_collate(shards: int = SHARDS) -> dict[str, Any]:
         from batchpipe.jobs import pricer
         from batchpipe.pipelines import montecarlo as mc
         from batchpipe.pipelines.portfolio import parse_portfolio
+        from batchpipe.pricing.exactsum import ExactSums
 
         clients.configure()
         s3 = clients.client("s3")
@@ -61,14 +62,18 @@ def bench_collate(shards: int = SHARDS) -> dict[str, Any]:
         heston = {"v0": 0.012, "kappa": 1.4, "theta": 0.033, "sigma": 0.35, "rho": -0.6}
         position = {"notional": 1e6, "strike": 3550, "barrier": 1.0}
         doc = {"market": {"heston": heston}, "simulation": {"paths": 2 * BLOCKS}, "positions": [position] * shards}
-        plan = mc.preprocess(parse_portfolio(json.dumps(doc), "bench.json"), "run", positions_per_job=1)
-        artifacts.write_json(artifacts.plan_uri(out), plan)
+        portfolio = parse_portfolio(json.dumps(doc), "bench.json")
+        plan = artifacts.write_plan(out, mc.PlanBuilder(portfolio, "run", positions_per_job=1))
+        _, positions = mc.preprocess(portfolio, "run", positions_per_job=1)
         rng = random.Random(1)
 
         def put(shard: int) -> None:
-            means = [1e6 + rng.gauss(0, 5e3) for _ in range(BLOCKS)]
-            entry = {"index": shard, "pv": sum(means) / BLOCKS, "stderr": 600.0, "blockMeans": means, "error": None}
-            result = {"jobName": "run", "shard": shard, "positions": [entry]}
+            """A shard result as the pricer writes it, with made-up figures."""
+            totals = ExactSums(BLOCKS)
+            totals.add_rows([[1e6 + rng.gauss(0, 5e3) for _ in range(BLOCKS)]])
+            entry = {"index": shard, "pv": 1e6 + rng.gauss(0, 600), "stderr": 600.0, "error": None}
+            result = {"jobName": "run", "shard": shard, "planHash": plan["planHash"], "positions": [entry],
+                      "blockTotals": totals.parts()}  # fmt: skip
             artifacts.write_json(artifacts.shard_uri(out, shard), result)
 
         with ThreadPoolExecutor(max_workers=32) as pool:
@@ -84,7 +89,7 @@ def bench_collate(shards: int = SHARDS) -> dict[str, Any]:
                                                                                  Prefix="run/shards/")
                 for o in page.get("Contents", [])]  # fmt: skip
         loaded = [json.loads(s3.get_object(Bucket="bench-collate", Key=k)["Body"].read()) for k in keys]
-        reference_doc = mc.collate(plan, sorted(loaded, key=lambda d: d["shard"]))
+        reference_doc = mc.collate(plan, positions, sorted(loaded, key=lambda d: d["shard"]))
         reference = time.perf_counter() - start
         ours_doc = artifacts.read_json("s3://bench-collate/run/results.json")
         assert ours_doc["totalPv"] == reference_doc["totalPv"] and len(ours_doc["positions"]) == shards

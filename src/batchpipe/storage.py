@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -36,6 +37,31 @@ def read_bytes(uri: str) -> bytes:
     return Path(uri).read_bytes()
 
 
+def read_range(uri: str, start: int, end: int) -> bytes:
+    """Bytes start..end-1 of a file or object."""
+    if end <= start:
+        return b""
+    if is_s3(uri):
+        from batchpipe.aws.clients import s3_get
+
+        return s3_get(*split_s3(uri), start=start, end=end)
+    with open(uri, "rb") as fh:
+        fh.seek(start)
+        return fh.read(end - start)
+
+
+def read_lines(uri: str) -> Iterator[bytes]:
+    """A file's or object's lines without their line ends, streamed."""
+    if is_s3(uri):
+        from batchpipe.aws.clients import s3_lines
+
+        yield from s3_lines(*split_s3(uri))
+        return
+    with open(uri, "rb") as fh:
+        for line in fh:
+            yield line.rstrip(b"\n")
+
+
 def read_text(uri: str) -> str:
     return read_bytes(uri).decode("utf-8")
 
@@ -56,6 +82,34 @@ def write_bytes(uri: str, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def put_file(uri: str, local: str) -> None:
+    """Move a finished local file to `uri` (a rename, or an upload for s3:// that then deletes it): large outputs
+    are written to a temporary file first, and a reader never sees them half-written."""
+    if is_s3(uri):
+        from batchpipe.aws.clients import s3_put_file
+
+        try:
+            s3_put_file(*split_s3(uri), local)
+        finally:
+            os.unlink(local)
+        return
+    Path(uri).parent.mkdir(parents=True, exist_ok=True)
+    os.replace(local, uri)
+
+
+def staging_file(uri: str) -> str:
+    """A new temporary file for what will become `uri`: beside it for a local path (so the rename is atomic),
+    in the temporary directory for s3://."""
+    if is_s3(uri):
+        fd, tmp = tempfile.mkstemp(prefix="batchpipe-", suffix=".tmp")
+    else:
+        path = Path(uri)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    return tmp
 
 
 def write_text(uri: str, text: str) -> None:

@@ -70,15 +70,19 @@ def _money(x: float | None) -> str:
     return "" if x is None else f"{x:,.2f}"
 
 
+TABLE_ROWS = 100  # a table longer than this helps nobody: the files hold every row
+
+
 def montecarlo_tables(doc: Doc, console: Console) -> None:
-    errors = any(p["error"] for p in doc["positions"])
-    ids = any(p["id"] is not None for p in doc["positions"])
+    rows = doc["positions"][:TABLE_ROWS]
+    errors = any(p["error"] for p in rows)
+    ids = any(p["id"] is not None for p in rows)
     table = Table(title=f"{doc['jobName']}: {doc['status']}", title_justify="left")
     for col in ("#", *(["id"] if ids else []), "notional", "strike", "autocall", "PV", "std err", "% notional"):
         table.add_column(col, justify="left" if col == "id" else "right")
     if errors:
         table.add_column("error", overflow="fold")
-    for p in doc["positions"]:
+    for p in rows:
         pct = "" if p["stderr"] is None else f"{100 * p['stderr'] / p['notional']:.3f}%"
         row = [
             str(p["index"]),
@@ -92,6 +96,14 @@ def montecarlo_tables(doc: Doc, console: Console) -> None:
         ]
         table.add_row(*row, *([p["error"] or ""] if errors else []), style="red" if p["error"] else None)
     console.print(table)
+    count = doc.get("positionCount", len(doc["positions"]))
+    if count > len(rows):
+        failed = doc.get("failedCount", 0)
+        console.print(
+            f"First {len(rows)} of {count:,} positions shown"
+            + (f"; {failed:,} failed" if failed else "")
+            + ": every position is in results.csv and results.json."
+        )
     agg = Table(title="PV by strike", title_justify="left")
     agg.add_column("strike", justify="right")
     agg.add_column("PV", justify="right")

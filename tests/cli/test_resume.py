@@ -65,10 +65,10 @@ def test_a_worker_that_dies_fails_only_its_shard(tmp_path: Path, write_json: Any
 
     real = mc.price_chunk
 
-    def dies_on_shard_2(plan: dict[str, Any], shard: int, chunk: int) -> dict[str, Any]:
+    def dies_on_shard_2(plan: dict[str, Any], shard: int, positions: Any, chunk: int) -> dict[str, Any]:
         if shard == 2:
             os._exit(9)  # what the OOM killer or a segfault looks like from outside
-        return real(plan, shard, chunk)
+        return real(plan, shard, positions, chunk)
 
     monkeypatch.setattr(mc, "price_chunk", dies_on_shard_2)  # forked workers inherit it
     portfolio = write_json(small_portfolio())

@@ -103,6 +103,7 @@ def test_s3_uris_with_moto(monkeypatch: pytest.MonkeyPatch, write_json: Any) -> 
     assert doc["status"] == "SUCCEEDED" and len(doc["positions"]) == 5
     assert keys == [
         "runs/j/plan.json",
+        "runs/j/positions.jsonl",
         "runs/j/results.csv",
         "runs/j/results.json",
         "runs/j/shards/shard-00000.json",

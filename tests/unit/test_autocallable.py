@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 import QuantLib as ql
 
-from batchpipe.pipelines.montecarlo import collate, preprocess, price_shard
+from batchpipe.pipelines.montecarlo import collate, preprocess, price_shard, shard_slice
 from batchpipe.pipelines.portfolio import parse_portfolio
 from batchpipe.pricing.autocallable import NoteTerms, discounted_payoffs
 
@@ -143,8 +143,9 @@ def _evaluation_date() -> Iterator[None]:
 
 
 def run_pipeline(doc: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-    plan = preprocess(parse_portfolio(json.dumps(doc), "test.json"), "test-job", **kwargs)
-    return collate(plan, [price_shard(plan, s) for s in range(int(plan["shards"]))])
+    plan, positions = preprocess(parse_portfolio(json.dumps(doc), "test.json"), "test-job", **kwargs)
+    shards = range(int(plan["shards"]))
+    return collate(plan, positions, [price_shard(plan, s, shard_slice(plan, positions, s)) for s in shards])
 
 
 def ql_date(iso: str) -> ql.Date:

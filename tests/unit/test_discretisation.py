@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 
 from batchpipe.pipelines import montecarlo
-from batchpipe.pipelines.montecarlo import collate, preprocess, price_shard
+from batchpipe.pipelines.montecarlo import collate, preprocess, price_shard, shard_slice
 from batchpipe.pipelines.portfolio import Simulation, parse_portfolio
 from batchpipe.pricing.paths import TimeGrid, build_grid
 
@@ -84,10 +84,12 @@ class CoupledNormals:
         return np.stack([self.block(seed, b, steps, half) for b in blocks])
 
 
-def run(steps_per_year: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    plan = preprocess(parse_portfolio(portfolio_text(steps_per_year), "discretisation.json"), "disc")
-    shards = [price_shard(plan, s) for s in range(int(plan["shards"]))]
-    return collate(plan, shards), [p for s in shards for p in s["positions"]]
+def run(steps_per_year: int) -> tuple[dict[str, Any], list[list[float]]]:
+    # one position per shard: each shard's block totals are its position's block means
+    text = portfolio_text(steps_per_year)
+    plan, positions = preprocess(parse_portfolio(text, "discretisation.json"), "disc", positions_per_job=1)
+    shards = [price_shard(plan, s, shard_slice(plan, positions, s)) for s in range(int(plan["shards"]))]
+    return collate(plan, positions, shards), [[math.fsum(parts) for parts in s["blockTotals"]] for s in shards]
 
 
 def test_doubling_steps_per_year_moves_pvs_by_less_than_one_standard_error(
@@ -98,7 +100,7 @@ def test_doubling_steps_per_year_moves_pvs_by_less_than_one_standard_error(
     Observed when written (seed 2019): |difference| / stderr <= 0.5; the difference's own standard error is
     about a third of the PVs' standard error (coupling imperfect because the payoffs are digital-like).
     """
-    plan = preprocess(parse_portfolio(portfolio_text(DEFAULT_STEPS), "discretisation.json"), "disc")
+    plan, _ = preprocess(parse_portfolio(portfolio_text(DEFAULT_STEPS), "discretisation.json"), "disc")
     obs = np.array(plan["observationTimes"])
     coupled = CoupledNormals([build_grid(obs, DEFAULT_STEPS), build_grid(obs, 2 * DEFAULT_STEPS)])
     patched = [name for name in ("block_normals", "chunk_normals") if hasattr(montecarlo, name)]
@@ -117,7 +119,7 @@ def test_doubling_steps_per_year_moves_pvs_by_less_than_one_standard_error(
     for a, b, sa, sb in zip(coarse["positions"], fine["positions"], coarse_shards, fine_shards, strict=True):
         stderr = max(a["stderr"], b["stderr"])
         diff = b["pv"] - a["pv"]
-        block_diff = np.array(sb["blockMeans"]) - np.array(sa["blockMeans"])
+        block_diff = np.array(sb) - np.array(sa)
         diff_stderr = float(np.std(block_diff, ddof=1) / math.sqrt(block_diff.size))
         report.append((a["strike"], a["autocallBarrier"], diff, stderr, diff_stderr))
         assert stderr > 0

@@ -3,6 +3,8 @@ AWS_ENDPOINT_URL itself; --region / --profile apply through `configure`."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import closing
 from functools import cache
 from typing import Any
 
@@ -39,13 +41,37 @@ def region() -> str:
     return str(client("cloudformation").meta.region_name)
 
 
-def s3_get(bucket: str, key: str) -> bytes:
-    body: bytes = client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+def s3_get(bucket: str, key: str, start: int | None = None, end: int | None = None) -> bytes:
+    """An object's bytes, or bytes start..end-1 of it; a missing object is FileNotFoundError."""
+    extra = {} if start is None else {"Range": f"bytes={start}-{'' if end is None else end - 1}"}
+    try:
+        body: bytes = client("s3").get_object(Bucket=bucket, Key=key, **extra)["Body"].read()
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            raise FileNotFoundError(f"s3://{bucket}/{key}") from None
+        raise
     return body
+
+
+def s3_lines(bucket: str, key: str) -> Iterator[bytes]:
+    """An object's lines, streamed (one request, never the whole object in memory)."""
+    try:
+        body = client("s3").get_object(Bucket=bucket, Key=key)["Body"]
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            raise FileNotFoundError(f"s3://{bucket}/{key}") from None
+        raise
+    with closing(body):
+        yield from body.iter_lines(chunk_size=1 << 16)
 
 
 def s3_put(bucket: str, key: str, data: bytes) -> None:
     client("s3").put_object(Bucket=bucket, Key=key, Body=data)
+
+
+def s3_put_file(bucket: str, key: str, path: str) -> None:
+    """Upload a local file (in parts when large: a results file is never held in memory)."""
+    client("s3").upload_file(path, bucket, key)
 
 
 def s3_exists(bucket: str, key: str) -> bool:

@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed, wait
 from concurrent.futures.process import BrokenProcessPool
+from itertools import islice
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -29,22 +30,29 @@ from batchpipe.rendering.frames import threads_per_process
 Doc = dict[str, Any]
 T = TypeVar("T")
 
-_PLAN: Doc | None = None
+_WORKER: dict[str, Any] = {}
 
 
 def default_workers() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def _init_worker(plan: Doc) -> None:
-    global _PLAN
-    _PLAN = plan
+def _init_worker(plan: Doc, output_dir: str) -> None:
+    _WORKER.clear()
+    _WORKER.update(plan=plan, output=output_dir, shard=None, positions=[])
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 def _price_task(task: tuple[int, int]) -> Doc:
-    assert _PLAN is not None
-    return mc.price_chunk(_PLAN, *task)
+    """One chunk of one shard, or the whole shard's result when it has one chunk (the fold then runs in the worker,
+    not in the parent); a worker reads its shard's positions once, for all the chunks it gets."""
+    shard, chunk = task
+    plan = _WORKER["plan"]
+    if _WORKER["shard"] != shard:
+        _WORKER.update(shard=shard, positions=artifacts.read_shard_positions(_WORKER["output"], plan, shard))
+    if int(plan["simulation"]["chunks"]) == 1:
+        return mc.price_shard(plan, shard, _WORKER["positions"])
+    return mc.price_chunk(plan, shard, _WORKER["positions"], chunk)
 
 
 def run_pool(
@@ -55,7 +63,10 @@ def run_pool(
     initializer: Callable[..., None],
     initargs: tuple[Any, ...],
 ) -> None:
-    """Run fn over tasks on `workers` processes (in this process if 1), reporting each outcome as it lands."""
+    """Run fn over tasks on `workers` processes (in this process if 1), reporting each outcome as it lands.
+
+    Tasks are handed out a few per worker at a time, in order: results in flight stay bounded however many tasks
+    there are."""
     if workers <= 1 or len(tasks) <= 1:
         initializer(*initargs)
         for task in tasks:
@@ -72,9 +83,15 @@ def run_pool(
     with ProcessPoolExecutor(
         max_workers=min(workers, len(tasks)), mp_context=context, initializer=initializer, initargs=initargs
     ) as pool:
-        pending: dict[Future[Any], T] = {pool.submit(fn, t): t for t in tasks}
+        queue = iter(tasks)
+        pending: dict[Future[Any], T] = {}
+        window = 4 * min(workers, len(tasks))
         try:
-            while pending:
+            while True:
+                for task in islice(queue, window - len(pending)):
+                    pending[pool.submit(fn, task)] = task
+                if not pending:
+                    break
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in done:
                     task = pending.pop(fut)
@@ -117,65 +134,65 @@ def run_montecarlo(
     workers: int | None = None,
     fresh: bool = False,
 ) -> Doc:
-    """Preprocess, price every shard, collate; write plan, shard results, results.json and results.csv.
+    """Preprocess, price every shard, collate; write the plan, shard results, results.json and results.csv.
 
     A re-run of the same job into the same directory resumes: when its plan is identical, the shards whose results
-    are there and complete are kept and only the others are priced (unless `fresh`).
+    are there and complete are kept and only the others are priced (unless `fresh`). Returns the results document
+    with its first rows (all of them are in the files).
     """
     progress.stage("preprocess", "Calibrating and planning")
-    plan = mc.preprocess(portfolio, job_name, positions_per_job=positions_per_job, paths=paths, seed=seed)
+    builder = mc.PlanBuilder(portfolio, job_name, positions_per_job=positions_per_job, paths=paths, seed=seed)
+    plan = artifacts.write_plan(output_dir, builder)
     shards = int(plan["shards"])
-    results: dict[int, Doc] = {} if fresh else _finished_shards(output_dir, plan)
-    if results:
-        progress.warn(f"resuming {job_name}: {len(results)} of {shards} shards already priced (--fresh starts over)")
-    artifacts.write_json(artifacts.plan_uri(output_dir), plan)
+    done: set[int] = set() if fresh else artifacts.complete_shards(output_dir, plan)
+    if done:
+        progress.warn(f"resuming {job_name}: {len(done)} of {shards} shards already priced (--fresh starts over)")
     chunks = int(plan["simulation"]["chunks"])
-    tasks = [(s, c) for s in range(shards) if s not in results for c in range(chunks)]
-    parts: dict[int, list[Doc]] = {s: [] for s in range(shards)}
+    tasks = [(s, c) for s in range(shards) if s not in done for c in range(chunks)]
+    parts: dict[int, list[Doc]] = {}
+    finished = len(done)
 
     def on_result(task: tuple[int, int], part: Doc | None, exc: BaseException | None) -> None:
+        nonlocal finished
         shard, _ = task
-        if shard in results:  # an earlier chunk of this shard failed
-            progress.advance()
+        progress.advance()
+        if shard in done:  # an earlier chunk of this shard failed
             return
+        result = None
         if exc is not None:
             msg = f"shard {shard} failed: {type(exc).__name__}: {exc}"
             progress.warn(msg)
-            results[shard] = mc.failed_shard(plan, shard, msg)
+            parts.pop(shard, None)
+            result = mc.failed_shard(plan, shard, artifacts.read_shard_positions(output_dir, plan, shard), msg)
+        elif chunks == 1:
+            result = part
+            finished += 1
         else:
             assert part is not None
-            parts[shard].append(part)
+            parts.setdefault(shard, []).append(part)
             if len(parts[shard]) == chunks:
-                results[shard] = mc.shard_result(plan, shard, parts.pop(shard))
-        if shard in results:
-            artifacts.write_json(artifacts.shard_uri(output_dir, shard), results[shard])
-        progress.advance()
+                positions = artifacts.read_shard_positions(output_dir, plan, shard)
+                result = mc.shard_result(plan, shard, positions, parts.pop(shard))
+                finished += 1
+        if result is not None:
+            done.add(shard)
+            artifacts.write_json(artifacts.shard_uri(output_dir, shard), result)
 
     n_workers = workers or default_workers()
     progress.stage(
         "price",
-        f"Pricing {len(plan['positions'])} positions x {plan['simulation']['paths']:,} paths",
+        f"Pricing {plan['positionCount']:,} positions x {plan['simulation']['paths']:,} paths",
         total=len(tasks),
     )
     try:
-        run_pool(tasks, _price_task, n_workers, on_result, _init_worker, (plan,))
+        run_pool(tasks, _price_task, n_workers, on_result, _init_worker, (plan, output_dir))
     except KeyboardInterrupt:
         raise BatchpipeError(
-            f"interrupted: {len(results)} of {shards} shards finished and kept in {output_dir}/shards",
+            f"interrupted: {finished} of {shards} shards finished and kept in {output_dir}/shards",
             f"run the same command with --job-name {job_name} to resume",
         ) from None
     progress.stage("collate", "Collating")
-    doc = mc.collate(plan, [results.get(s) for s in range(shards)])
-    artifacts.write_montecarlo_results(output_dir, doc)
-    return doc
-
-
-def _finished_shards(output_dir: str, plan: Doc) -> dict[int, Doc]:
-    """Shard results a previous run of the very same plan left complete (a corrupt or failed one is redone)."""
-    if not Path(artifacts.plan_uri(output_dir)).exists():
-        return {}
-    results = artifacts.read_shard_results(output_dir, plan)
-    return {s: r for s, r in enumerate(results) if r is not None and mc.is_complete(plan, s, r)}
+    return artifacts.collate_montecarlo(output_dir, plan)
 
 
 def run_render(

@@ -122,8 +122,10 @@ def montecarlo(
             workers=workers,
             fresh=fresh,
         )
-    if as_json:
-        click.echo(json.dumps(doc, indent=2))
+    if as_json:  # the whole document, streamed from the file (it can be large)
+        from batchpipe.artifacts import copy_to
+
+        copy_to(str(out_dir / "results.json"), sys.stdout.write)
     else:
         montecarlo_tables(doc, Console())
         stderr.print(f"Results: {out_dir}/results.json, {out_dir}/results.csv")

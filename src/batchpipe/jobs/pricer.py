@@ -4,7 +4,7 @@
     python -m batchpipe.jobs.pricer price --output URI [--shard N]   # default: $AWS_BATCH_JOB_ARRAY_INDEX, else 0
     python -m batchpipe.jobs.pricer collate --output URI
 
-preprocess writes OUTPUT/plan.json and prints {"shards": N, "planUri": ...}; price writes
+preprocess writes OUTPUT/positions.jsonl and OUTPUT/plan.json and prints {"shards": N, "planUri": ...}; price writes
 OUTPUT/shards/shard-NNNNN.json; collate writes OUTPUT/results.json and OUTPUT/results.csv and prints the status.
 Exit codes: 0 done (collate: also PARTIAL, which the results document reports), 1 failure, 2 bad input.
 """
@@ -28,33 +28,28 @@ def preprocess(args: argparse.Namespace) -> None:
         text = storage.read_text(args.input)
     except FileNotFoundError:
         raise InputError(f"{args.input}: no such file") from None
-    plan = mc.preprocess(parse_portfolio(text, args.input), args.job_name, positions_per_job=args.positions_per_job)
-    artifacts.write_json(artifacts.plan_uri(args.output), plan)
+    builder = mc.PlanBuilder(parse_portfolio(text, args.input), args.job_name, args.positions_per_job)
+    del text
+    plan = artifacts.write_plan(args.output, builder)
     print(json.dumps({"shards": plan["shards"], "planUri": artifacts.plan_uri(args.output)}))
 
 
 def price(args: argparse.Namespace) -> None:
-    plan = artifacts.read_json(artifacts.plan_uri(args.output))
+    plan = artifacts.read_plan(args.output)
     shard = shard_index(args.shard)
     if not 0 <= shard < int(plan["shards"]):
         raise InputError(f"shard {shard} out of range: the plan has {plan['shards']} shards")
     uri = artifacts.shard_uri(args.output, shard)
-    if args.resume and storage.exists(uri):
-        try:
-            done = mc.is_complete(plan, shard, artifacts.read_json(uri))
-        except ValueError:
-            done = False
-        if done:
-            print(json.dumps({"shard": shard, "resultUri": uri, "skipped": "already complete"}))
-            return
-    artifacts.write_json(uri, mc.price_shard(plan, shard))
+    positions = artifacts.read_shard_positions(args.output, plan, shard)
+    if args.resume and mc.is_complete(plan, shard, positions, artifacts.read_shard_result(args.output, plan, shard)):
+        print(json.dumps({"shard": shard, "resultUri": uri, "skipped": "already complete"}))
+        return
+    artifacts.write_json(uri, mc.price_shard(plan, shard, positions))
     print(json.dumps({"shard": shard, "resultUri": uri}))
 
 
 def collate(args: argparse.Namespace) -> None:
-    plan = artifacts.read_json(artifacts.plan_uri(args.output))
-    doc = mc.collate(plan, artifacts.read_shard_results(args.output, plan))
-    artifacts.write_montecarlo_results(args.output, doc)
+    doc = artifacts.collate_montecarlo(args.output, artifacts.read_plan(args.output))
     print(json.dumps({"status": doc["status"], "totalPv": doc["totalPv"]}))
     if doc["status"] == "FAILED":
         sys.exit(1)

@@ -12,8 +12,10 @@ totals), which accounts for every covariance without moving per-path data betwee
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -26,6 +28,7 @@ from batchpipe.pipelines.portfolio import Portfolio, Position
 from batchpipe.pricing.autocallable import NoteTerms, discounted_payoffs
 from batchpipe.pricing.calendar import annual_schedule, year_fraction
 from batchpipe.pricing.calibration import VolQuotes, calibrate
+from batchpipe.pricing.exactsum import ExactSums
 from batchpipe.pricing.heston import HestonParams
 from batchpipe.pricing.paths import TimeGrid, build_grid, chunk_normals, simulate_qe_antithetic
 
@@ -73,7 +76,7 @@ def _strike_key(strike: float) -> str:
     return str(int(strike)) if float(strike).is_integer() else repr(float(strike))
 
 
-def _resolve_position(portfolio: Portfolio, index: int, pos: Position) -> Doc:
+def _resolve_position(portfolio: Portfolio, index: int, pos: Position, schedules: dict[int, list[str]]) -> Doc:
     prod = portfolio.product
     doc: Doc = {
         "index": index,
@@ -101,7 +104,10 @@ def _resolve_position(portfolio: Portfolio, index: int, pos: Position) -> Doc:
                 )
         else:
             years = pos.maturity_years if pos.maturity_years is not None else prod.maturity_years
-            dates = annual_schedule(portfolio.valuation_date, years)
+            if years not in schedules:
+                schedules[years] = [d.isoformat() for d in annual_schedule(portfolio.valuation_date, years)]
+            doc["observationDates"] = schedules[years]
+            return doc
         doc["observationDates"] = [d.isoformat() for d in dates]
     except ValueError as exc:
         doc["error"] = str(exc)
@@ -126,92 +132,144 @@ def _calibrate(portfolio: Portfolio) -> tuple[HestonParams, float | None]:
     return fit.params, fit.rmse
 
 
+class PlanBuilder:
+    """Preprocess: calibrate once and lay out shards and paths (the plan), and resolve every position's terms and
+    dates, one at a time (`positions()`), so a large portfolio is never held as documents.
+
+    The plan's "observationDates" (the union of every position's dates) is complete once `positions()` has been
+    consumed; `batchpipe.artifacts.write_plan` streams the positions to storage and then writes the plan.
+    """
+
+    def __init__(
+        self,
+        portfolio: Portfolio,
+        job_name: str,
+        positions_per_job: int | None = None,
+        paths: int | None = None,
+        seed: int | None = None,
+    ) -> None:
+        n = len(portfolio)
+        requested = positions_per_job or min(n, DEFAULT_POSITIONS_PER_JOB)
+        if requested < 1:
+            raise InputError("--positions-per-job must be at least 1")
+        # AWS Batch arrays have at most 10,000 children: larger portfolios get more positions per child
+        per_job = max(requested, -(-n // MAX_ARRAY_SIZE))
+        if paths is not None and paths < 2:
+            raise InputError("--paths must be at least 2")
+        if seed is not None and not 0 <= seed < 2**63:
+            raise InputError("--seed must be between 0 and 2**63 - 1")
+        sim = portfolio.simulation
+        layout = SamplingLayout.for_paths(paths if paths is not None else sim.paths)
+        params, rmse = _calibrate(portfolio)
+        market = portfolio.market
+        self.portfolio = portfolio
+        self._dates: set[str] = set()
+        self._plan: Doc = {
+            "version": PLAN_VERSION,
+            "pipeline": "montecarlo",
+            "jobName": job_name,
+            "portfolioName": portfolio.name,
+            "valuationDate": portfolio.valuation_date.isoformat(),
+            "market": {
+                "spot": market.spot,
+                "rate": market.rate,
+                "dividendYield": market.dividend_yield,
+                "dayCount": market.day_count,
+            },
+            "model": {"heston": params.as_dict(), "calibrationRmse": rmse},
+            "simulation": {
+                "paths": layout.paths,
+                "seed": seed if seed is not None else sim.seed,
+                "stepsPerYear": sim.steps_per_year,
+                "blocks": layout.blocks,
+                "pairsPerBlock": layout.pairs_per_block,
+                "blocksPerChunk": layout.blocks_per_chunk,
+                "chunks": layout.chunks,
+            },
+            "positionCount": n,
+            "positionsPerJobRequested": requested,
+            "positionsPerJob": per_job,
+            "shards": -(-n // per_job),
+        }
+
+    @property
+    def positions_per_job(self) -> int:
+        return int(self._plan["positionsPerJob"])
+
+    def positions(self) -> Iterator[Doc]:
+        """Every position resolved, in order; each priced position's dates join the plan's."""
+        schedules: dict[int, list[str]] = {}
+        for i, pos in enumerate(self.portfolio.positions()):
+            doc = _resolve_position(self.portfolio, i, pos, schedules)
+            if doc["error"] is None:
+                self._dates.update(doc["observationDates"])
+            yield doc
+
+    def plan(self) -> Doc:
+        """The plan, without the storage-made "planHash" and "shardOffsets"."""
+        vd = self.portfolio.valuation_date
+        all_dates = sorted(self._dates)
+        day_count = self.portfolio.market.day_count
+        times = [year_fraction(vd, date.fromisoformat(d), day_count) for d in all_dates]
+        return {**self._plan, "observationDates": all_dates, "observationTimes": times}
+
+
 def preprocess(
     portfolio: Portfolio,
     job_name: str,
     positions_per_job: int | None = None,
     paths: int | None = None,
     seed: int | None = None,
-) -> Doc:
-    """Resolve every position's terms and dates, calibrate once, and lay out shards and paths: the plan."""
-    n = len(portfolio.positions)
-    requested = positions_per_job or min(n, DEFAULT_POSITIONS_PER_JOB)
-    if requested < 1:
-        raise InputError("--positions-per-job must be at least 1")
-    # AWS Batch arrays have at most 10,000 children: larger portfolios get more positions per child
-    per_job = max(requested, -(-n // MAX_ARRAY_SIZE))
-    if paths is not None and paths < 2:
-        raise InputError("--paths must be at least 2")
-    if seed is not None and not 0 <= seed < 2**63:
-        raise InputError("--seed must be between 0 and 2**63 - 1")
-    sim = portfolio.simulation
-    layout = SamplingLayout.for_paths(paths if paths is not None else sim.paths)
-    positions = [_resolve_position(portfolio, i, pos) for i, pos in enumerate(portfolio.positions)]
-    params, rmse = _calibrate(portfolio)
-    market = portfolio.market
-    all_dates = sorted({d for p in positions if p["error"] is None for d in p["observationDates"]})
-    obs_times = [year_fraction(portfolio.valuation_date, date.fromisoformat(d), market.day_count) for d in all_dates]
-    plan: Doc = {
-        "version": PLAN_VERSION,
-        "pipeline": "montecarlo",
-        "jobName": job_name,
-        "portfolioName": portfolio.name,
-        "valuationDate": portfolio.valuation_date.isoformat(),
-        "market": {
-            "spot": market.spot,
-            "rate": market.rate,
-            "dividendYield": market.dividend_yield,
-            "dayCount": market.day_count,
-        },
-        "model": {"heston": params.as_dict(), "calibrationRmse": rmse},
-        "simulation": {
-            "paths": layout.paths,
-            "seed": seed if seed is not None else sim.seed,
-            "stepsPerYear": sim.steps_per_year,
-            "blocks": layout.blocks,
-            "pairsPerBlock": layout.pairs_per_block,
-            "blocksPerChunk": layout.blocks_per_chunk,
-            "chunks": layout.chunks,
-        },
-        "observationDates": all_dates,
-        "observationTimes": obs_times,
-        "positionsPerJobRequested": requested,
-        "positionsPerJob": per_job,
-        "shards": -(-n // per_job),
-        "positions": positions,
-    }
-    plan["planHash"] = plan_hash(plan)
-    return plan
+) -> tuple[Doc, list[Doc]]:
+    """The plan and every resolved position in memory: for tests and small portfolios (the engines stream)."""
+    builder = PlanBuilder(portfolio, job_name, positions_per_job, paths, seed)
+    positions = list(builder.positions())
+    plan = builder.plan()
+    plan["planHash"] = plan_hash(plan, "".join(position_line(p) for p in positions).encode())
+    return plan, positions
 
 
-def plan_hash(plan: Doc) -> str:
-    """A fingerprint of everything a shard's result depends on (preprocess stores it in the plan as "planHash",
-    once: hashing a large plan for every shard would cost more than pricing it)."""
-    import hashlib
-    import json
+def position_line(position: Doc) -> str:
+    """A resolved position as stored: one JSON line (the plan's hash covers these exact bytes)."""
+    return json.dumps(position, separators=(",", ":")) + "\n"
 
-    content = {k: v for k, v in plan.items() if k != "planHash"}
+
+def plan_hash(plan: Doc, positions: bytes | str) -> str:
+    """A fingerprint of everything a shard's result depends on: the plan (less its storage offsets) and the
+    positions' stored text (or its sha256 hex digest). Computed once, when the plan is written."""
+    digest = positions if isinstance(positions, str) else hashlib.sha256(positions).hexdigest()
+    content = {k: v for k, v in plan.items() if k not in ("planHash", "shardOffsets")} | {"positions": digest}
     return hashlib.sha256(json.dumps(content, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:24]
 
 
-def is_complete(plan: Doc, shard: int, result: Doc | None) -> bool:
+def is_complete(plan: Doc, shard: int, positions: Sequence[Doc], result: Doc | None) -> bool:
     """Whether a stored shard result is this plan's and finished (a corrupt or failed one must be redone)."""
     if result is None or result.get("planHash") != plan["planHash"] or result.get("shard") != shard:
         return False
-    expected = shard_positions(plan, shard)
     got = result.get("positions", [])
-    return len(got) == len(expected) and all(
+    priced = [p for p in positions if p["error"] is None]
+    totals = result.get("blockTotals")
+    if priced and (not isinstance(totals, list) or len(totals) != int(plan["simulation"]["blocks"])):
+        return False
+    return len(got) == len(positions) and all(
         g.get("index") == e["index"] and g.get("error") == e["error"]
-        and (e["error"] is not None or (g.get("pv") is not None and bool(g.get("blockMeans"))))
-        for g, e in zip(got, expected, strict=True)
+        and (e["error"] is not None or g.get("pv") is not None)
+        for g, e in zip(got, positions, strict=True)
     )  # fmt: skip
 
 
-def shard_positions(plan: Doc, shard: int) -> list[Doc]:
+def shard_range(plan: Doc, shard: int) -> range:
+    """The indices of the positions one shard prices."""
     per_job = int(plan["positionsPerJob"])
     if not 0 <= shard < int(plan["shards"]):
         raise ValueError(f"shard {shard} out of range: the plan has {plan['shards']} shards")
-    return list(plan["positions"][shard * per_job : (shard + 1) * per_job])
+    return range(shard * per_job, min(int(plan["positionCount"]), (shard + 1) * per_job))
+
+
+def shard_slice(plan: Doc, positions: Sequence[Doc], shard: int) -> list[Doc]:
+    """One shard's positions out of all of them in memory."""
+    r = shard_range(plan, shard)
+    return list(positions[r.start : r.stop])
 
 
 def _grid(plan: Doc) -> TimeGrid:
@@ -235,18 +293,24 @@ def _group_key(cols: Sequence[int]) -> str:
     return ",".join(str(c) for c in cols)
 
 
-def price_chunk(plan: Doc, shard: int, chunk: int) -> Doc:
+def _note_key(cols: Sequence[int], terms: tuple[float, ...]) -> str:
+    """A term set on a set of dates: the notes priced once per unit notional."""
+    return _group_key(cols) + "|" + ",".join(repr(t) for t in terms)
+
+
+def price_chunk(plan: Doc, shard: int, positions: Sequence[Doc], chunk: int) -> Doc:
     """Per-block sums over one chunk of blocks for the priced positions of one shard (the unit of local work).
 
-    For each position: sums of y (pair-mean PV minus a shift), y^2 and y*c, where c are the controls: the pair-mean
-    discounted spot at each of the position's dates minus its known expectation. For each group of positions
+    For each distinct note (terms and dates) on a unit notional: sums of y (pair-mean PV minus a shift), y^2 and
+    y*c, where c are the controls: the pair-mean discounted spot at each of the note's dates minus its known
+    expectation. For each group of positions
     sharing dates: sums of c and c c^T. All per block, so folding them is independent of how blocks are chunked.
     """
     sim = plan["simulation"]
     layout = SamplingLayout.from_doc(sim)
     blocks = layout.chunk_blocks(chunk)
-    positions = [p for p in shard_positions(plan, shard) if p["error"] is None]
-    part: Doc = {"shard": shard, "chunk": chunk, "blocks": list(blocks), "positions": {}, "controls": {}}
+    positions = [p for p in positions if p["error"] is None]
+    part: Doc = {"shard": shard, "chunk": chunk, "blocks": list(blocks), "notes": {}, "controls": {}}
     if not positions:
         return part
     market = plan["market"]
@@ -272,12 +336,9 @@ def price_chunk(plan: Doc, shard: int, chunk: int) -> Doc:
             "sum": controls.sum(axis=1),  # (nb, d)
             "cross": np.einsum("bhu,bhv->buv", controls, controls),  # (nb, d, d)
         }
-        # Notes with the same terms have the same payoff per unit of notional: price each term set once, on a
-        # unit notional, and scale the sums by the notional (so the arithmetic never depends on the batch).
-        unique: dict[tuple[float, ...], list[Doc]] = {}
-        for p in members:
-            unique.setdefault(_unit_terms(p), []).append(p)
-        keys = list(unique)
+        # Notes with the same terms have the same payoff per unit of notional: each term set is priced once, on a
+        # unit notional; shard_result scales its estimates by each position's notional.
+        keys = list(dict.fromkeys(_unit_terms(p) for p in members))
         for start in range(0, len(keys), NOTE_BATCH):
             batch = keys[start : start + NOTE_BATCH]
             terms = NoteTerms(*(np.array(col, dtype=float) for col in zip(*batch, strict=True)))
@@ -285,24 +346,21 @@ def price_chunk(plan: Doc, shard: int, chunk: int) -> Doc:
             pairs = 0.5 * (pv[0] + pv[1]) - discount[-1]  # (nb, half, notes): PV less the riskless floor
             y = np.ascontiguousarray(np.moveaxis(pairs, 2, 0))  # (notes, nb, half)
             for i, key in enumerate(batch):
-                unit_sum = y[i].sum(axis=1)
-                unit_sumsq = (y[i] * y[i]).sum(axis=1)
-                unit_cross = np.einsum("bh,bhu->bu", y[i], controls)  # (nb, d)
-                for p in unique[key]:
-                    notional = float(p["notional"])
-                    part["positions"][str(p["index"])] = {
-                        "sum": notional * unit_sum,
-                        "sumsq": (notional * notional) * unit_sumsq,
-                        "cross": notional * unit_cross,
-                    }
+                part["notes"][_note_key(cols, key)] = {
+                    "sum": y[i].sum(axis=1),  # (nb,)
+                    "sumsq": (y[i] * y[i]).sum(axis=1),
+                    "cross": np.einsum("bh,bhu->bu", y[i], controls),  # (nb, d)
+                }
     return part
 
 
-def shard_result(plan: Doc, shard: int, parts: Sequence[Doc]) -> Doc:
-    """Fold a shard's chunk parts into control-variate PVs, standard errors and per-block means.
+def shard_result(plan: Doc, shard: int, positions: Sequence[Doc], parts: Sequence[Doc]) -> Doc:
+    """Fold a shard's chunk parts into control-variate PVs and standard errors, and the shard's exact per-block
+    totals (the portfolio's standard error comes from the blocks, see the module docstring).
 
     With N pairs, y the shifted pair PVs and c the controls (mean zero by construction), the estimator is
     mean(y) - beta . mean(c) with beta = Cov(c)^-1 Cov(c, y), and its variance (Var(y) - Cov(y, c) beta) / N.
+    Each note is estimated once per unit of notional (every figure is linear in the notional) and scaled.
     """
     layout = SamplingLayout.from_doc(plan["simulation"])
     ordered = sorted(parts, key=lambda part: int(part["chunk"]))
@@ -320,33 +378,26 @@ def shard_result(plan: Doc, shard: int, parts: Sequence[Doc]) -> Doc:
         return np.concatenate([get(part) for part in ordered], axis=0)
 
     controls: dict[str, tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]] = {}
+    units: dict[str, tuple[float, float | None, NDArray[np.float64]]] = {}
 
-    out = []
-    for p in shard_positions(plan, shard):
-        entry: Doc = {
-            "index": p["index"],
-            "pv": None,
-            "stderr": None,
-            "blockMeans": None,
-            "error": p["error"],
-        }
-        out.append(entry)
-        if p["error"] is not None:
-            continue
-        key = str(p["index"])
-        gkey = _group_key([column[d] for d in p["observationDates"]])
-        y_sum = blocks_of(lambda part, k=key: part["positions"][k]["sum"])  # (G,)
-        y_sumsq = blocks_of(lambda part, k=key: part["positions"][k]["sumsq"])
-        yc = blocks_of(lambda part, k=key: part["positions"][k]["cross"])  # (G, d)
-        if gkey not in controls:  # shared by every position observed on the same dates
-            c_blocks = blocks_of(lambda part, g=gkey: part["controls"][g]["sum"])  # (G, d)
-            cc = blocks_of(lambda part, g=gkey: part["controls"][g]["cross"])  # (G, d, d)
+    def unit_estimate(cols: list[int], p: Doc) -> tuple[float, float | None, NDArray[np.float64]]:
+        """PV, standard error and block means of one unit of a note."""
+        key = _note_key(cols, _unit_terms(p))
+        if key in units:
+            return units[key]
+        gkey = _group_key(cols)
+        y_sum = blocks_of(lambda part: part["notes"][key]["sum"])  # (G,)
+        y_sumsq = blocks_of(lambda part: part["notes"][key]["sumsq"])
+        yc = blocks_of(lambda part: part["notes"][key]["cross"])  # (G, d)
+        if gkey not in controls:  # shared by every note observed on the same dates
+            c_blocks = blocks_of(lambda part: part["controls"][gkey]["sum"])  # (G, d)
+            cc = blocks_of(lambda part: part["controls"][gkey]["cross"])  # (G, d, d)
             controls[gkey] = (c_blocks, c_blocks.sum(axis=0), cc.sum(axis=0))
         c_sum, sc, scc = controls[gkey]
         sy, syy = float(y_sum.sum()), float(y_sumsq.sum())
         syc = yc.sum(axis=0)
         y_bar, c_bar = sy / n, sc / n
-        shift = float(p["notional"]) * math.exp(-rate * times[p["observationDates"][-1]])
+        shift = math.exp(-rate * times[p["observationDates"][-1]])
         beta = np.zeros_like(c_bar)
         var = math.nan
         if n > 1:
@@ -358,93 +409,125 @@ def shard_result(plan: Doc, shard: int, parts: Sequence[Doc]) -> Doc:
                 var = (var_y - float(cov_yc @ beta)) * (n - 1) / (n - 1 - c_bar.size)
             else:
                 var = var_y
-        entry["pv"] = shift + y_bar - float(beta @ c_bar)
-        entry["stderr"] = math.sqrt(max(0.0, var) / n) if n > 1 else None
-        entry["blockMeans"] = (shift + y_sum / half - (c_sum / half) @ beta).tolist()
-    return {"jobName": plan["jobName"], "shard": shard, "planHash": plan["planHash"], "positions": out}
+        stderr = math.sqrt(max(0.0, var) / n) if n > 1 else None
+        units[key] = (shift + y_bar - float(beta @ c_bar), stderr, shift + y_sum / half - (c_sum / half) @ beta)
+        return units[key]
+
+    block_means: list[NDArray[np.float64]] = []
+    out = []
+    for p in positions:
+        entry: Doc = {"index": p["index"], "pv": None, "stderr": None, "error": p["error"]}
+        out.append(entry)
+        if p["error"] is not None:
+            continue
+        pv, stderr, means = unit_estimate([column[d] for d in p["observationDates"]], p)
+        notional = float(p["notional"])
+        entry["pv"] = notional * pv
+        entry["stderr"] = None if stderr is None else notional * stderr
+        block_means.append(notional * means)
+    totals = None
+    if block_means:
+        sums = ExactSums(layout.blocks)
+        sums.add_rows(np.array(block_means))
+        totals = sums.parts()
+    return {
+        "jobName": plan["jobName"],
+        "shard": shard,
+        "planHash": plan["planHash"],
+        "positions": out,
+        "blockTotals": totals,  # per block, floats whose exact sum is the shard's total of the block means
+    }
 
 
-def price_shard(plan: Doc, shard: int) -> Doc:
+def price_shard(plan: Doc, shard: int, positions: Sequence[Doc]) -> Doc:
     """A whole shard in one process: what an AWS Batch array child runs."""
     chunks = SamplingLayout.from_doc(plan["simulation"]).chunks
-    return shard_result(plan, shard, [price_chunk(plan, shard, c) for c in range(chunks)])
+    return shard_result(plan, shard, positions, [price_chunk(plan, shard, positions, c) for c in range(chunks)])
 
 
-def failed_shard(plan: Doc, shard: int, message: str) -> Doc:
+def failed_shard(plan: Doc, shard: int, positions: Sequence[Doc], message: str) -> Doc:
     """The result of a shard that could not run: every position in it carries the error."""
     return {
         "jobName": plan["jobName"],
         "shard": shard,
         "planHash": plan["planHash"],
         "positions": [
-            {
-                "index": p["index"],
-                "pv": None,
-                "stderr": None,
-                "blockMeans": None,
-                "error": p["error"] or message,
-            }
-            for p in shard_positions(plan, shard)
+            {"index": p["index"], "pv": None, "stderr": None, "error": p["error"] or message} for p in positions
         ],
+        "blockTotals": None,
     }
 
 
-def collate(plan: Doc, shard_results: Iterable[Doc | None]) -> Doc:
-    """Merge shard results into the results document. A missing shard (None) leaves its positions in error."""
-    by_shard = {int(r["shard"]): r for r in shard_results if r is not None}
-    rows: list[tuple[Doc, Doc]] = []
+RESULT_FIELDS = ("index", "id", "notional", "strike", "autocallBarrier", "pv", "stderr", "error")
+
+
+class Collation:
+    """Collate, one shard at a time: `add` returns the shard's result rows, `summary` the rest of the results
+    document. Nothing grows with the number of positions but the PV-by-strike table; every sum is exact, so the
+    document does not depend on how positions were sharded."""
+
+    def __init__(self, plan: Doc) -> None:
+        self.plan = plan
+        self.blocks = ExactSums(int(plan["simulation"]["blocks"]))
+        self.total = ExactSums(1)
+        self.by_strike: dict[str, ExactSums] = {}
+        self.count = self.priced = 0
+        self.any_totals = False
+
+    def add(self, shard: int, positions: Sequence[Doc], result: Doc | None) -> list[Doc]:
+        if result is None:
+            result = failed_shard(self.plan, shard, positions, f"shard {shard} produced no result")
+        rows = []
+        for pos, res in zip(positions, result["positions"], strict=True):
+            row = {k: pos[k] for k in RESULT_FIELDS[:5]} | {k: res[k] for k in RESULT_FIELDS[5:]}
+            rows.append(row)
+            if res["error"] is None:
+                self.priced += 1
+                self.total.add(0, res["pv"])
+                self.by_strike.setdefault(_strike_key(pos["strike"]), ExactSums(1)).add(0, res["pv"])
+        self.count += len(rows)
+        if result.get("blockTotals"):
+            self.blocks.add_parts(result["blockTotals"])
+            self.any_totals = True
+        return rows
+
+    def summary(self) -> Doc:
+        """The results document without its "positions" rows."""
+        total_stderr: float | None = None
+        block_totals = np.array(self.blocks.values())
+        if self.any_totals and block_totals.size > 1:
+            spread = block_totals - block_totals[0]  # exact zeros when every block agrees (a riskless portfolio)
+            total_stderr = float(np.std(spread, ddof=1) / math.sqrt(block_totals.size))
+        if not self.priced:
+            status = "FAILED"
+        elif self.priced < self.count:
+            status = "PARTIAL"
+        else:
+            status = "SUCCEEDED"
+        sim = self.plan["simulation"]
+        strikes = sorted(self.by_strike.items(), key=lambda kv: float(kv[0]))
+        return {
+            "jobName": self.plan["jobName"],
+            "status": status,
+            "positionCount": self.count,
+            "failedCount": self.count - self.priced,
+            "aggregation": {k: v.values()[0] for k, v in strikes},
+            "totalPv": self.total.values()[0] if self.priced else None,
+            "totalStderr": total_stderr,
+            "model": self.plan["model"],
+            "simulation": {"paths": sim["paths"], "seed": sim["seed"], "stepsPerYear": sim["stepsPerYear"]},
+        }
+
+
+def collate(plan: Doc, positions: Sequence[Doc], shard_results: Iterable[Doc | None]) -> Doc:
+    """The whole results document in memory (for tests and small portfolios; storage streams with Collation)."""
+    collation = Collation(plan)
+    results = list(shard_results)
+    rows = []
     for shard in range(int(plan["shards"])):
-        result = by_shard.get(shard) or failed_shard(plan, shard, f"shard {shard} produced no result")
-        rows.extend(zip(shard_positions(plan, shard), result["positions"], strict=True))
-    positions = []
-    priced_means = []
-    for pos, res in rows:
-        positions.append(
-            {
-                "index": pos["index"],
-                "id": pos["id"],
-                "notional": pos["notional"],
-                "strike": pos["strike"],
-                "autocallBarrier": pos["autocallBarrier"],
-                "pv": res["pv"],
-                "stderr": res["stderr"],
-                "error": res["error"],
-            }
-        )
-        if res["error"] is None:
-            priced_means.append(res["blockMeans"])
-    priced = [p for p in positions if p["error"] is None]
-    aggregation: dict[str, float] = {}
-    for p in priced:
-        key = _strike_key(p["strike"])
-        aggregation[key] = math.fsum([aggregation.get(key, 0.0), p["pv"]])
-    total_stderr: float | None = None
-    if priced_means and len(priced_means[0]) > 1:
-        block_totals = np.array([math.fsum(col) for col in zip(*priced_means, strict=True)])
-        spread = block_totals - block_totals[0]  # exact zeros when every block agrees (a riskless portfolio)
-        total_stderr = float(np.std(spread, ddof=1) / math.sqrt(block_totals.size))
-    if not priced:
-        status = "FAILED"
-    elif len(priced) < len(positions):
-        status = "PARTIAL"
-    else:
-        status = "SUCCEEDED"
-    sim = plan["simulation"]
-    return {
-        "jobName": plan["jobName"],
-        "status": status,
-        "positions": positions,
-        "aggregation": dict(sorted(aggregation.items(), key=lambda kv: float(kv[0]))),
-        "totalPv": math.fsum(p["pv"] for p in priced) if priced else None,
-        "totalStderr": total_stderr,
-        "model": plan["model"],
-        "simulation": {"paths": sim["paths"], "seed": sim["seed"], "stepsPerYear": sim["stepsPerYear"]},
-    }
+        rows.extend(collation.add(shard, shard_slice(plan, positions, shard), results[shard]))
+    return collation.summary() | {"positions": rows}
 
 
-def results_csv_rows(results: Doc) -> list[list[Any]]:
-    header = ["index", "id", "notional", "strike", "autocallBarrier", "pv", "stderr", "error"]
-    rows: list[list[Any]] = [header]
-    for p in results["positions"]:
-        rows.append(["" if p[k] is None else p[k] for k in header])
-    return rows
+def csv_row(row: Doc) -> list[Any]:
+    return ["" if row[k] is None else row[k] for k in RESULT_FIELDS]

@@ -7,6 +7,10 @@ every other block is optional. Validation errors become one line naming the file
 from __future__ import annotations
 
 import json
+import re
+from array import array
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -124,13 +128,56 @@ class Position(_Model):
         return v
 
 
-class Portfolio(_Model):
+class Settings(_Model):
+    """Every top-level block of a portfolio file except its positions."""
+
     name: str = "autocallable"
     valuation_date: date = Field(date(2019, 11, 20), alias="valuationDate")
     market: Market = Field(default_factory=lambda: Market.model_validate({}))
     product: Product = Field(default_factory=lambda: Product.model_validate({}))
     simulation: Simulation = Field(default_factory=lambda: Simulation.model_validate({}))
-    positions: list[Position] = Field(min_length=1)
+
+
+@dataclass(frozen=True)
+class Portfolio:
+    """A validated portfolio: its settings, and its positions read one at a time from the file's text.
+
+    Positions are not held as objects: a 100,000-position file costs its text and two integers per position, and
+    preprocessing streams them (each was validated when the file was parsed).
+    """
+
+    settings: Settings
+    source: str
+    text: str
+    spans: array[int]  # start and end offsets of every position's JSON in text, flattened
+
+    def __len__(self) -> int:
+        return len(self.spans) // 2
+
+    @property
+    def name(self) -> str:
+        return self.settings.name
+
+    @property
+    def valuation_date(self) -> date:
+        return self.settings.valuation_date
+
+    @property
+    def market(self) -> Market:
+        return self.settings.market
+
+    @property
+    def product(self) -> Product:
+        return self.settings.product
+
+    @property
+    def simulation(self) -> Simulation:
+        return self.settings.simulation
+
+    def positions(self) -> Iterator[Position]:
+        spans = self.spans
+        for i in range(0, len(spans), 2):
+            yield Position.model_validate_json(self.text[spans[i] : spans[i + 1]])
 
 
 def _location(loc: tuple[int | str, ...]) -> str:
@@ -143,12 +190,11 @@ def _location(loc: tuple[int | str, ...]) -> str:
     return out or "(top level)"
 
 
-def _describe(err: dict[str, Any]) -> str:
+def _describe(err: dict[str, Any], position: int | None = None) -> str:
     loc = tuple(p for p in err["loc"] if p not in ("function-after", "constrained-float"))
     where = _location(loc)
-    if loc[:1] == ("positions",) and len(loc) >= 2 and isinstance(loc[1], int):
-        field = _location(loc[2:]) if len(loc) > 2 else ""
-        where = f"position {loc[1]}" + (f", field {field}" if field else "")
+    if position is not None:
+        where = f"position {position}" + (f", field {where}" if loc else "")
     msg = err["msg"]
     if err["type"] == "extra_forbidden":
         msg = "unknown field"
@@ -158,23 +204,131 @@ def _describe(err: dict[str, Any]) -> str:
     return f"{where}: {msg}"
 
 
+_WS = re.compile(r"[ \t\n\r]*")
+
+
+class _NotSimple(Exception):
+    """The text is not one JSON object: json.loads says what is wrong with it."""
+
+
+def _scan(text: str) -> tuple[dict[str, str], array[int] | None]:
+    """Split a JSON object's text into its members' raw JSON, except "positions", an array whose elements' spans
+    are returned instead (None when "positions" is absent or not an array: then its raw text is a member)."""
+    decode = json.JSONDecoder().raw_decode
+
+    def skip(i: int) -> int:
+        """The index of the first non-whitespace character from i."""
+        match = _WS.match(text, i)
+        assert match is not None  # the pattern matches the empty string
+        return match.end()
+
+    def value_end(i: int) -> int:
+        try:
+            return int(decode(text, i)[1])
+        except json.JSONDecodeError:
+            raise _NotSimple from None
+
+    members: dict[str, str] = {}
+    spans: array[int] | None = None
+    i = skip(0)
+    if text[i : i + 1] != "{":
+        raise _NotSimple
+    i = skip(i + 1)
+    if text[i : i + 1] == "}":
+        i += 1
+    else:
+        while True:
+            if text[i : i + 1] != '"':
+                raise _NotSimple
+            end = value_end(i)
+            key = json.loads(text[i:end])
+            i = skip(end)
+            if text[i : i + 1] != ":":
+                raise _NotSimple
+            i = skip(i + 1)
+            if key == "positions" and text[i : i + 1] == "[":
+                members.pop(key, None)
+                spans = array("q")
+                i = skip(i + 1)
+                if text[i : i + 1] == "]":
+                    i += 1
+                else:
+                    while True:
+                        end = value_end(i)
+                        spans.extend((i, end))
+                        i = skip(end)
+                        if text[i : i + 1] == "]":
+                            i += 1
+                            break
+                        if text[i : i + 1] != ",":
+                            raise _NotSimple
+                        i = skip(i + 1)
+            else:
+                end = value_end(i)
+                members[key] = text[i:end]
+                if key == "positions":
+                    spans = None
+                i = end
+            i = skip(i)
+            if text[i : i + 1] == "}":
+                i += 1
+                break
+            if text[i : i + 1] != ",":
+                raise _NotSimple
+            i = skip(i + 1)
+    if skip(i) != len(text):
+        raise _NotSimple
+    return members, spans
+
+
+def _first_error(source: str, errors: list[str], count: int) -> InputError:
+    more = f" (and {count - 1} more error{'s' if count > 2 else ''})" if count > 1 else ""
+    return InputError(f"{source}: {errors[0]}{more}")
+
+
 def parse_portfolio(text: str, source: str) -> Portfolio:
-    """Validate the JSON text of a portfolio; `source` names it in errors."""
+    """Validate the JSON text of a portfolio; `source` names it in errors.
+
+    The top-level object is split without building the positions, and each position is validated from its own
+    text, so memory stays near the size of the file however many positions it holds.
+    """
     try:
-        raw = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{source}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
-    if not isinstance(raw, dict):
-        raise InputError(f"{source}: a portfolio must be a JSON object with a 'positions' list")
-    if isinstance(raw.get("positions"), list) and not raw["positions"]:
-        raise InputError(f"{source}: positions: the portfolio has no positions")
+        members, spans = _scan(text)
+    except _NotSimple:
+        try:
+            json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{source}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+        raise InputError(f"{source}: a portfolio must be a JSON object with a 'positions' list") from None
+    errors: list[str] = []
+    count = 0
+    settings = None
+    header = "{" + ",".join(f"{json.dumps(k)}:{v}" for k, v in members.items() if k != "positions") + "}"
     try:
-        return Portfolio.model_validate_json(text)
+        settings = Settings.model_validate_json(header)
     except ValidationError as exc:
-        errors = exc.errors(include_url=False)
-        first = _describe(dict(errors[0]))
-        more = f" (and {len(errors) - 1} more error{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
-        raise InputError(f"{source}: {first}{more}") from None
+        found = exc.errors(include_url=False)
+        errors.extend(_describe(dict(e)) for e in found[:1])
+        count += len(found)
+    if spans is None:
+        what = "missing required field" if "positions" not in members else "must be a list of positions"
+        errors.append(f"positions: {what}")
+        count += 1
+    elif not spans:
+        errors.append("positions: the portfolio has no positions")
+        count += 1
+    else:
+        for i in range(0, len(spans), 2):
+            try:
+                Position.model_validate_json(text[spans[i] : spans[i + 1]])
+            except ValidationError as exc:
+                found = exc.errors(include_url=False)
+                if not errors:
+                    errors.append(_describe(dict(found[0]), position=i // 2))
+                count += len(found)
+    if errors or settings is None or spans is None:
+        raise _first_error(source, errors, count)
+    return Portfolio(settings, source, text, spans)
 
 
 def load_portfolio(path: str | Path) -> Portfolio:

@@ -1,0 +1,62 @@
+"""Large portfolios: positions are streamed to storage, each shard reads only its own, collate streams the results."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from click.testing import CliRunner
+
+from batchpipe import artifacts
+from batchpipe.cli import main
+from batchpipe.pipelines import montecarlo as mc
+from batchpipe.pipelines.portfolio import parse_portfolio
+from tests.conftest import small_portfolio
+
+
+def many_positions(n: int) -> dict[str, Any]:
+    strikes = [3350, 3450, 3550, 3650]
+    positions = [
+        {"notional": 1e6 * (1 + i % 5), "strike": strikes[i % 4], "barrier": 0.9 + 0.01 * (i % 3)} for i in range(n)
+    ]
+    positions[17]["observationDates"] = ["2019-01-02"]  # before the valuation date: a failed position
+    return small_portfolio(positions=positions, simulation={"paths": 64, "seed": 5})
+
+
+def test_stored_plan_shards_and_streamed_collate_equal_the_in_memory_pipeline(tmp_path: Path) -> None:
+    portfolio = parse_portfolio(json.dumps(many_positions(53)), "p.json")
+    plan, positions = mc.preprocess(portfolio, "job", positions_per_job=5)
+    out = str(tmp_path)
+    stored = artifacts.write_plan(out, mc.PlanBuilder(portfolio, "job", positions_per_job=5))
+    assert stored["planHash"] == plan["planHash"]
+    assert {k: v for k, v in stored.items() if k != "shardOffsets"} == plan
+    assert "positions" not in json.loads((tmp_path / "plan.json").read_text())
+    assert len(stored["shardOffsets"]) == plan["shards"] + 1 == 12
+    for shard in range(plan["shards"]):
+        assert artifacts.read_shard_positions(out, stored, shard) == mc.shard_slice(plan, positions, shard)
+    results = []
+    for shard in range(plan["shards"]):
+        result = mc.price_shard(plan, shard, mc.shard_slice(plan, positions, shard))
+        artifacts.write_json(artifacts.shard_uri(out, shard), result)
+        results.append(result)
+    summary = artifacts.collate_montecarlo(out, stored)
+    in_memory = mc.collate(plan, positions, results)
+    assert json.loads((tmp_path / "results.json").read_text()) == in_memory
+    assert summary == in_memory  # fewer than PREVIEW_ROWS: the preview is every row
+    assert in_memory["status"] == "PARTIAL" and in_memory["failedCount"] == 1 and in_memory["positionCount"] == 53
+    assert (tmp_path / "results.csv").read_text().count("\n") == 54
+    assert not list(tmp_path.glob(".*.tmp"))  # no staging files left behind
+
+
+def test_a_long_table_shows_its_first_rows_and_json_prints_every_position(tmp_path: Path, write_json: Any) -> None:
+    path = write_json(many_positions(130))
+    args = ["run", "montecarlo", str(path), "--local", "--job-name", "long", "--positions-per-job", "40"]
+    table = CliRunner().invoke(main, [*args, "--output", str(tmp_path / "t")], catch_exceptions=False)
+    assert table.exit_code == 1  # position 17 failed: PARTIAL
+    assert "First 100 of 130 positions shown; 1 failed" in " ".join(table.stdout.split())
+    assert "│ 99 │" in table.stdout and "│ 100 │" not in table.stdout
+    printed = CliRunner().invoke(main, [*args, "--output", str(tmp_path / "j"), "--json"], catch_exceptions=False)
+    doc = json.loads(printed.stdout)
+    assert [p["index"] for p in doc["positions"]] == list(range(130))
+    assert doc == json.loads((tmp_path / "j" / "results.json").read_text())
