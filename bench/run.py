@@ -4,7 +4,8 @@ Monte Carlo: calibration (time, RMSE), engine path-steps per second, and the wor
 <= 0.05% of notional per position, each against the workshop's way (QuantLib differential-evolution calibration per
 position, QuantLib's path generator one path at a time and a Python payoff loop: bench/workshop_reference.py).
 Then: `batchpipe --help` start-up against a bare interpreter, a local render on all cores against one
-`blender -b file -a`, and collate of 10,000 shard results from S3 (moto server) against a sequential loop.
+`blender -b file -a`, time and peak memory for 10,000 and 100,000 positions, and collate of 10,000 shard results
+from S3 (moto server) against a sequential loop.
 Results are printed and written to bench/results.json.
 """
 
@@ -33,6 +34,7 @@ from batchpipe.pricing.calendar import year_fraction  # noqa: E402
 from batchpipe.pricing.calibration import VolQuotes, calibrate  # noqa: E402
 from batchpipe.pricing.paths import antithetic, block_normals, build_grid, simulate_qe  # noqa: E402
 from local_render import bench_render, bench_startup  # noqa: E402
+from scale import bench_scale  # noqa: E402
 from workshop_reference import price_position_workshop_way  # noqa: E402
 
 TARGET = 0.0005  # per-position standard error, as a fraction of notional
@@ -143,6 +145,11 @@ def main() -> None:
     print(f"local render, {render['frames']} frames: {render['seconds']:.1f} s with {render['workers']} workers "
           f"(and the video) vs {render['referenceSeconds']:.1f} s for one `blender -b file -a`: "
           f"{render['ratio']:.2f}x")  # fmt: skip
+    scale = bench_scale()
+    small, large = scale["small"], scale["large"]
+    print(f"large portfolios, 256 paths: {small['positions']:,} positions {small['seconds']:.1f} s, peak RSS "
+          f"{small['peakRssMb']:.0f} MB; {large['positions']:,} positions {large['seconds']:.1f} s, peak RSS "
+          f"{large['peakRssMb']:.0f} MB ({scale['rssRatio']:.2f}x the memory for 10x the positions)")  # fmt: skip
     collate = bench_collate()
     print(f"collate of {collate['shards']:,} shard results from S3 (moto server): {collate['seconds']:.1f} s vs "
           f"{collate['referenceSeconds']:.1f} s listing and getting one by one: {collate['ratio']:.2f}x")  # fmt: skip
@@ -165,6 +172,7 @@ def main() -> None:
         "startup": startup,
         "render": render,
         "collate": collate,
+        "scale": scale,
     }
     (ROOT / "bench" / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     print("\nwritten to bench/results.json")

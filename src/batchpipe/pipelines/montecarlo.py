@@ -378,13 +378,14 @@ def shard_result(plan: Doc, shard: int, positions: Sequence[Doc], parts: Sequenc
         return np.concatenate([get(part) for part in ordered], axis=0)
 
     controls: dict[str, tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]] = {}
-    units: dict[str, tuple[float, float | None, NDArray[np.float64]]] = {}
+    units: dict[tuple[tuple[int, ...], tuple[float, ...]], tuple[float, float | None, NDArray[np.float64]]] = {}
 
-    def unit_estimate(cols: list[int], p: Doc) -> tuple[float, float | None, NDArray[np.float64]]:
+    def unit_estimate(cols: tuple[int, ...], p: Doc) -> tuple[float, float | None, NDArray[np.float64]]:
         """PV, standard error and block means of one unit of a note."""
-        key = _note_key(cols, _unit_terms(p))
-        if key in units:
-            return units[key]
+        terms = _unit_terms(p)
+        if (cols, terms) in units:
+            return units[cols, terms]
+        key = _note_key(cols, terms)
         gkey = _group_key(cols)
         y_sum = blocks_of(lambda part: part["notes"][key]["sum"])  # (G,)
         y_sumsq = blocks_of(lambda part: part["notes"][key]["sumsq"])
@@ -410,8 +411,8 @@ def shard_result(plan: Doc, shard: int, positions: Sequence[Doc], parts: Sequenc
             else:
                 var = var_y
         stderr = math.sqrt(max(0.0, var) / n) if n > 1 else None
-        units[key] = (shift + y_bar - float(beta @ c_bar), stderr, shift + y_sum / half - (c_sum / half) @ beta)
-        return units[key]
+        units[cols, terms] = (shift + y_bar - float(beta @ c_bar), stderr, shift + y_sum / half - (c_sum / half) @ beta)
+        return units[cols, terms]
 
     block_means: list[NDArray[np.float64]] = []
     out = []
@@ -420,7 +421,7 @@ def shard_result(plan: Doc, shard: int, positions: Sequence[Doc], parts: Sequenc
         out.append(entry)
         if p["error"] is not None:
             continue
-        pv, stderr, means = unit_estimate([column[d] for d in p["observationDates"]], p)
+        pv, stderr, means = unit_estimate(tuple(column[d] for d in p["observationDates"]), p)
         notional = float(p["notional"])
         entry["pv"] = notional * pv
         entry["stderr"] = None if stderr is None else notional * stderr
