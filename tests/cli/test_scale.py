@@ -44,7 +44,8 @@ def test_stored_plan_shards_and_streamed_collate_equal_the_in_memory_pipeline(tm
     in_memory = mc.collate(plan, positions, results)
     assert json.loads((tmp_path / "results.json").read_text()) == in_memory
     assert summary == in_memory  # fewer than PREVIEW_ROWS: the preview is every row
-    assert in_memory["status"] == "PARTIAL" and in_memory["failedCount"] == 1 and in_memory["positionCount"] == 53
+    assert in_memory["status"] == "PARTIAL" and in_memory["positionCount"] == 53
+    assert in_memory["failedCount"] == 1 and in_memory["failedPositions"] == [17]
     assert (tmp_path / "results.csv").read_text().count("\n") == 54
     assert not list(tmp_path.glob(".*.tmp"))  # no staging files left behind
 

@@ -459,6 +459,7 @@ def failed_shard(plan: Doc, shard: int, positions: Sequence[Doc], message: str) 
     }
 
 
+FAILED_SAMPLE = 100
 RESULT_FIELDS = ("index", "id", "notional", "strike", "autocallBarrier", "pv", "stderr", "error")
 
 
@@ -473,6 +474,7 @@ class Collation:
         self.total = ExactSums(1)
         self.by_strike: dict[str, ExactSums] = {}
         self.count = self.priced = 0
+        self.failed: list[int] = []  # the first FAILED_SAMPLE failed positions' indices
         self.any_totals = False
 
     def add(self, shard: int, positions: Sequence[Doc], result: Doc | None) -> list[Doc]:
@@ -482,6 +484,8 @@ class Collation:
         for pos, res in zip(positions, result["positions"], strict=True):
             row = {k: pos[k] for k in RESULT_FIELDS[:5]} | {k: res[k] for k in RESULT_FIELDS[5:]}
             rows.append(row)
+            if res["error"] is not None and len(self.failed) < FAILED_SAMPLE:
+                self.failed.append(pos["index"])
             if res["error"] is None:
                 self.priced += 1
                 self.total.add(0, res["pv"])
@@ -512,6 +516,7 @@ class Collation:
             "status": status,
             "positionCount": self.count,
             "failedCount": self.count - self.priced,
+            "failedPositions": self.failed,  # the first 100 indices
             "aggregation": {k: v.values()[0] for k, v in strikes},
             "totalPv": self.total.values()[0] if self.priced else None,
             "totalStderr": total_stderr,
