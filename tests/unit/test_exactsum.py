@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 
@@ -58,7 +59,7 @@ def test_parts_add_up_exactly_and_scalars_agree_with_rows() -> None:
     assert rows.values() == scalars.values()
     for column, parts in enumerate(rows.parts()):
         assert math.fsum(parts) == rows.values()[column]
-        assert all(abs(later) < abs(earlier) for earlier, later in zip(parts, parts[1:], strict=False))
+        assert all(abs(later) < abs(earlier) for earlier, later in itertools.pairwise(parts))
 
 
 def test_non_finite_values_poison_only_their_column() -> None:

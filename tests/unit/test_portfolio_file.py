@@ -52,7 +52,7 @@ def test_a_repeated_member_counts_once_the_last_as_in_json_loads() -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ('{"positions": [{"notional": 1, "strike": 1, "barrier": 1},]}', "not valid JSON: Expecting value at line 1 column 59"),
+        ('{"positions": [{"notional": 1, "strike": 1, "barrier": 1},]}', "Expecting value at line 1 column 59"),
         ('{"positions": [{"notional": 1, "strike": 1, "barrier": 1}]} x', "not valid JSON: Extra data"),
         ('{"positions": [{"notional": 1, "strike": 1, "barrier": 1}]', "not valid JSON"),
         ('"positions"', "must be a JSON object"),

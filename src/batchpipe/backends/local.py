@@ -155,8 +155,8 @@ def run_montecarlo(
     def on_result(task: tuple[int, int], part: Doc | None, exc: BaseException | None) -> None:
         nonlocal finished
         shard, _ = task
-        progress.advance()
         if shard in done:  # an earlier chunk of this shard failed
+            progress.advance()
             return
         result = None
         if exc is not None:
@@ -177,6 +177,7 @@ def run_montecarlo(
         if result is not None:
             done.add(shard)
             artifacts.write_json(artifacts.shard_uri(output_dir, shard), result)
+        progress.advance()
 
     n_workers = workers or default_workers()
     progress.stage(

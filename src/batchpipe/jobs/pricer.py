@@ -29,7 +29,6 @@ def preprocess(args: argparse.Namespace) -> None:
     except FileNotFoundError:
         raise InputError(f"{args.input}: no such file") from None
     builder = mc.PlanBuilder(parse_portfolio(text, args.input), args.job_name, args.positions_per_job)
-    del text
     plan = artifacts.write_plan(args.output, builder)
     print(json.dumps({"shards": plan["shards"], "planUri": artifacts.plan_uri(args.output)}))
 
