@@ -324,7 +324,7 @@ def start_run(pipeline: str, job_name: str, input_file: Path, stack_name: str, r
     connect(region, profile)
     out = stack.outputs(stack_name)
     if resume is not None:
-        arn = runs.resume(out, resume, upload if upload is not None else input_file.read_bytes())
+        arn = runs.resume(out, resume, upload if upload is not None else input_file.read_bytes(), pipeline)
         execution = arn.rsplit(":", 1)[1]
         job_name = runs.job_of(runs.find(out, arn)[1])
         if no_wait:

@@ -144,6 +144,7 @@ def montecarlo(
 @click.option("--resolution-percentage", type=click.IntRange(1, 10_000), help="Scale the resolution (preview).")
 @click.option("--samples", type=click.IntRange(min=1), help="Render samples (Cycles or EEVEE; preview).")
 @click.option("--fresh", is_flag=True, help="Render every shard again instead of resuming a run of the same job.")
+@click.option("--resume", "resume", metavar="RUN", help="On AWS: render only what RUN is missing, over its output.")
 def render(
     blend: Path,
     local: bool,
@@ -160,6 +161,7 @@ def render(
     profile: str | None,
     no_wait: bool,
     fresh: bool,
+    resume: str | None,
 ) -> None:
     """Render a Blender file in parallel frame chunks and stitch the frames into an H.264 MP4.
 
@@ -183,15 +185,21 @@ def render(
     except ValueError as exc:
         raise InputError(str(exc)) from None
     name = _job_name(job_name, blend.stem)
+    if local and resume is not None:
+        raise InputError("--resume RUN is for AWS runs: run the same --local command (same --job-name) to resume")
     if not local:
         if frames is not None or resolution_percentage is not None or samples is not None:
             raise InputError("--frames, --resolution-percentage and --samples apply to --local runs only")
         if fresh:
             raise InputError("--fresh applies to --local runs: an AWS run always starts fresh under a new --job-name")
+        if resume is not None and click.get_current_context().get_parameter_source("frames_per_job") not in (
+            None, click.core.ParameterSource.DEFAULT):  # fmt: skip
+            raise InputError("--resume RUN keeps RUN's own --frames-per-job: leave the option out")
         from batchpipe.pipelines import render as rp
 
         rp.preprocess(blend, name, frames_per_job)  # the same checks as the local engine; nothing is written
-        start_run("render", name, blend, stack_name, region, profile, no_wait, as_json, framesPerJob=frames_per_job)
+        start_run("render", name, blend, stack_name, region, profile, no_wait, as_json, resume=resume,
+                  framesPerJob=frames_per_job)  # fmt: skip
         return
     out_dir = output or Path("batchpipe-runs") / name
     stderr = Console(stderr=True)
