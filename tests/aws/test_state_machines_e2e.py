@@ -262,6 +262,8 @@ def test_render_resume_renders_only_the_missing_shard_and_stitches(
     doc = stack.result("runs/half", "render.json")
     assert doc["status"] == "SUCCEEDED" and doc["framesRendered"] == ["0005.png", "0006.png"]
     assert doc["videoInfo"]["frames"] == 2
+    assert "frames 2/2" in resumed.stderr  # the tail's count of the frames in S3
+    assert run_status(stack.outputs(), "half")["frames"] == {"rendered": 2, "total": 2}
     # a shard whose result says complete but whose frame is gone from S3 is rendered again
     plan = artifacts.read_json(artifacts.plan_uri(output))
     assert already_rendered(output, plan, 0)

@@ -157,6 +157,30 @@ def result_document(outputs: StackOutputs, pipeline: str, job_name: str) -> dict
     return doc
 
 
+def plan_document(outputs: StackOutputs, job_name: str) -> dict[str, Any] | None:
+    """The run's plan.json (None until preprocess has written it)."""
+    try:
+        body = client("s3").get_object(Bucket=outputs.bucket, Key=f"{run_prefix(job_name)}/plan.json")["Body"].read()
+    except ClientError:
+        return None
+    doc = json.loads(body)
+    return doc if isinstance(doc, dict) else None
+
+
+def frames_in_s3(outputs: StackOutputs, job_name: str) -> set[str]:
+    """The names of the frame files under the run's frames/ prefix.
+
+    One paginated ListObjectsV2 (1,000 keys a page: 10,000 frames are 10 calls), never a call per frame.
+    """
+    prefix = f"{run_prefix(job_name)}/frames/"
+    pages = (
+        client("s3")
+        .get_paginator("list_objects_v2")
+        .paginate(Bucket=outputs.bucket, Prefix=prefix, PaginationConfig={"PageSize": 1000})
+    )
+    return {o["Key"][len(prefix) :] for page in pages for o in page.get("Contents", [])}
+
+
 def batch_jobs(outputs: StackOutputs, job_name: str) -> list[dict[str, Any]]:
     """This run's Batch jobs (names start with the job name) and the failed children of its arrays.
 
