@@ -15,6 +15,7 @@ from typing import Any
 
 import moto
 import pytest
+import zstandard
 
 from batchpipe.aws import clients, handlers
 from batchpipe.aws.stack import StackOutputs
@@ -230,3 +231,49 @@ def test_resume_prices_only_the_missing_shards(stack: Stack, monkeypatch: pytest
     other.write_text(json.dumps(small_portfolio(simulation={"paths": 4000, "seed": 7})))
     refused = CliRunner().invoke(main, ["run", "montecarlo", str(other), "--resume", "half"])
     assert refused.exit_code == 2 and "resume needs the same file" in refused.stderr
+
+
+def test_render_resume_renders_only_the_missing_shard_and_stitches(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, blend_scene: Any
+) -> None:
+    from click.testing import CliRunner
+
+    from batchpipe import artifacts
+    from batchpipe.aws import stack as stack_module
+    from batchpipe.cli import main
+    from batchpipe.jobs.render import already_rendered
+
+    blend = tmp_path / "short.blend"
+    blend.write_bytes(blend_scene(start=5, end=6).read_bytes())
+    output = f"s3://{BUCKET}/runs/half"
+    stack.runtime.fail_children = {1}
+    uri = stack.put("runs/half/input/short.blend", blend.read_bytes())
+    first = stack.execute("render", stack.payload("render", "half", uri, framesPerJob=1) | {"outputUri": output})
+    assert first["error"] == "batchpipe.Partial"
+    assert stack.result("runs/half", "render.json")["missingFrames"] == [6]
+    stack.runtime.fail_children = set()
+    monkeypatch.setattr(stack_module, "outputs", lambda name: stack.outputs())
+    resumed = CliRunner().invoke(main, ["run", "render", str(blend), "--resume", "half", "--json"])
+    assert resumed.exit_code == 0, resumed.output
+    skipped = [json.loads(line)["shard"] for line in resumed.stdout.splitlines() if '"skipped"' in line]
+    assert skipped == [0]  # only the failed shard 1 rendered again
+    [again] = [s for s in shard_submissions(stack) if "--resume" in s.command]
+    assert again.command == ["render", "--output", output, "--resume"] and again.array_size == 2
+    doc = stack.result("runs/half", "render.json")
+    assert doc["status"] == "SUCCEEDED" and doc["framesRendered"] == ["0005.png", "0006.png"]
+    assert doc["videoInfo"]["frames"] == 2
+    assert "frames 2/2" in resumed.stderr  # the tail's count of the frames in S3
+    assert run_status(stack.outputs(), "half")["frames"] == {"rendered": 2, "total": 2}
+    # a shard whose result says complete but whose frame is gone from S3 is rendered again
+    plan = artifacts.read_json(artifacts.plan_uri(output))
+    assert already_rendered(output, plan, 0)
+    stack.s3.delete_object(Bucket=BUCKET, Key="runs/half/frames/0005.png")
+    assert not already_rendered(output, plan, 0)
+
+    other = tmp_path / "other.blend"  # the same scene uncompressed: other bytes
+    with blend.open("rb") as fh:  # Blender writes several zstd frames
+        other.write_bytes(zstandard.ZstdDecompressor().stream_reader(fh, read_across_frames=True).read())
+    refused = CliRunner().invoke(main, ["run", "render", str(other), "--resume", "half"])
+    assert refused.exit_code == 2 and "the .blend file differs" in refused.stderr
+    wrong = CliRunner().invoke(main, ["run", "montecarlo", str(EXAMPLE), "--resume", "half"])
+    assert wrong.exit_code == 2 and "is a render run" in wrong.stderr

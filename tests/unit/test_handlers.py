@@ -80,3 +80,13 @@ def test_handler_fits_inline_lambda_code_and_imports_only_the_runtime() -> None:
         elif isinstance(node, ast.ImportFrom) and node.module:
             imported.add(node.module.split(".")[0])
     assert imported <= set(sys.stdlib_module_names) | {"boto3"}, imported
+
+
+@pytest.mark.parametrize("pipeline", ["montecarlo", "render"])
+def test_a_resumed_execution_passes_resume_to_the_shard_command(pipeline: str) -> None:
+    payload = {**workshop_montecarlo(), "framesPerJob": "1"}
+    plain = handlers.prepare({"pipeline": pipeline, "input": payload})
+    resumed = handlers.prepare({"pipeline": pipeline, "input": {**payload, "resume": True}})
+    assert "--resume" not in plain["shardCommand"]
+    assert resumed["shardCommand"] == [*plain["shardCommand"], "--resume"]
+    assert resumed["preprocessCommand"] == plain["preprocessCommand"]

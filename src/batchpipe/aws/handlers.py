@@ -57,8 +57,7 @@ def prepare(event: Doc) -> Doc:
         "planUri": out + "/plan.json",
         "resultUri": out + "/" + RESULTS[pipeline],
         "preprocessCommand": first,
-        "shardCommand": [shard, "--output", out]
-        + (["--resume"] if event.get("resume") is True and pipeline == "montecarlo" else []),
+        "shardCommand": [shard, "--output", out] + (["--resume"] if event.get("resume") is True else []),
         "collateCommand": [last, "--output", out],
     }
 

@@ -69,25 +69,23 @@ def job_of(execution: dict[str, Any]) -> str:
         return str(execution["name"])
 
 
-def resume(outputs: StackOutputs, run: str, expected_input: bytes) -> str:
-    """Run a finished Monte Carlo run again over its own output: complete shards are kept, the rest priced.
+def resume(outputs: StackOutputs, run: str, expected_input: bytes, pipeline: str | None = None) -> str:
+    """Run a finished run again over its own output: complete shards are kept, the rest priced or rendered.
 
     The new execution (named RUN-resume-N) gets the original payload plus "resume": true, so every array child
-    first checks whether its shard's result is already complete for the same plan.
+    first checks whether its shard's result is already complete for the same plan (a render shard: and that its
+    frames are all in S3). `pipeline`, when given, is the pipeline the caller means to resume.
     """
-    pipeline, desc = find(outputs, run)
-    if pipeline != "montecarlo":
-        raise InputError("--resume is for Monte Carlo runs; re-run a render under a new --job-name")
+    found, desc = find(outputs, run)
+    if pipeline is not None and found != pipeline:
+        raise InputError(f"run '{desc['name']}' is a {found} run: resume it with `batchpipe run {found} ... --resume`")
     if desc["status"] == "RUNNING":
         raise InputError(f"run '{desc['name']}' is still running: `batchpipe status {desc['name']} --watch`")
     payload = json.loads(desc["input"])
     payload.pop("resume", None)
-    bucket, _, key = payload["inputUri"].removeprefix("s3://").partition("/")
-    uploaded = client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
-    if uploaded != expected_input:
-        raise InputError(
-            f"the portfolio differs from the input of run '{payload['jobName']}': resume needs the same file"
-        )
+    if not _same_input(payload, expected_input):
+        what = "the portfolio" if found == "montecarlo" else "the .blend file"
+        raise InputError(f"{what} differs from the input of run '{payload['jobName']}': resume needs the same file")
     sfn = client("stepfunctions")
     for attempt in range(1, 100):
         name = f"{payload['jobName'][:64]}-resume-{attempt}"
@@ -99,6 +97,23 @@ def resume(outputs: StackOutputs, run: str, expected_input: bytes) -> str:
             if "ExecutionAlreadyExists" not in str(exc):
                 raise BatchpipeError(f"could not start the resume of '{payload['jobName']}': {exc}") from None
     raise BatchpipeError(f"run '{payload['jobName']}' was resumed too many times")
+
+
+def _same_input(payload: dict[str, Any], expected: bytes) -> bool:
+    """Whether the run's uploaded input has these bytes: a render's plan records the .blend's sha256 (a large file
+    is not downloaded again), otherwise the input is read back and compared."""
+    import hashlib
+
+    bucket, _, key = payload["inputUri"].removeprefix("s3://").partition("/")
+    out_bucket, _, prefix = payload["outputUri"].removeprefix("s3://").rstrip("/").partition("/")
+    try:
+        recorded = json.loads(client("s3").get_object(Bucket=out_bucket, Key=f"{prefix}/plan.json")["Body"].read())
+    except (ClientError, ValueError):
+        recorded = {}
+    if isinstance(recorded, dict) and recorded.get("blendSha256"):
+        return bool(recorded["blendSha256"] == hashlib.sha256(expected).hexdigest())
+    uploaded: bytes = client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    return uploaded == expected
 
 
 def executions(outputs: StackOutputs, limit: int = 20) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -140,6 +155,30 @@ def result_document(outputs: StackOutputs, pipeline: str, job_name: str) -> dict
         return None
     doc: dict[str, Any] = json.loads(body)
     return doc
+
+
+def plan_document(outputs: StackOutputs, job_name: str) -> dict[str, Any] | None:
+    """The run's plan.json (None until preprocess has written it)."""
+    try:
+        body = client("s3").get_object(Bucket=outputs.bucket, Key=f"{run_prefix(job_name)}/plan.json")["Body"].read()
+    except ClientError:
+        return None
+    doc = json.loads(body)
+    return doc if isinstance(doc, dict) else None
+
+
+def frames_in_s3(outputs: StackOutputs, job_name: str) -> set[str]:
+    """The names of the frame files under the run's frames/ prefix.
+
+    One paginated ListObjectsV2 (1,000 keys a page: 10,000 frames are 10 calls), never a call per frame.
+    """
+    prefix = f"{run_prefix(job_name)}/frames/"
+    pages = (
+        client("s3")
+        .get_paginator("list_objects_v2")
+        .paginate(Bucket=outputs.bucket, Prefix=prefix, PaginationConfig={"PageSize": 1000})
+    )
+    return {o["Key"][len(prefix) :] for page in pages for o in page.get("Contents", [])}
 
 
 def batch_jobs(outputs: StackOutputs, job_name: str) -> list[dict[str, Any]]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import shutil
+import subprocess
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed, wait
@@ -25,7 +26,7 @@ from batchpipe.pipelines import montecarlo as mc
 from batchpipe.pipelines import render as rp
 from batchpipe.pipelines.portfolio import Portfolio
 from batchpipe.progress import Progress
-from batchpipe.rendering.frames import threads_per_process
+from batchpipe.rendering.frames import frame_filename, threads_per_process
 
 Doc = dict[str, Any]
 T = TypeVar("T")
@@ -207,11 +208,16 @@ def run_render(
     frames: tuple[int, int] | None = None,
     resolution_percentage: int | None = None,
     samples: int | None = None,
+    fresh: bool = False,
 ) -> Doc:
     """Inspect, render the shards on parallel Blender processes, stitch; write frames/, output.mp4, render.json.
 
     Shards run on threads (each waits on its own Blender process); Blender's threads are divided among them.
-    Progress counts frames as Blender saves them.
+    Progress counts frames as Blender saves them. A re-run of the same job into the same directory resumes: when its
+    plan is identical (same file bytes, scene, frames, size, samples, frames per job), the shards whose results are
+    complete and whose frames are all valid PNGs are kept and only the others are rendered (unless `fresh`); any
+    other plan starts clean, so old frames never mix with new ones. Ctrl-C stops the Blender processes and keeps
+    the finished shards.
     """
     progress.stage("preprocess", "Inspecting the scene")
     plan = rp.preprocess(
@@ -219,40 +225,73 @@ def run_render(
     )
     rp.tool("blender")
     rp.tool("ffmpeg")
+    out = str(output_dir)
+    shards = int(plan["shards"])
     frames_dir = output_dir / "frames"
     logs_dir = output_dir / "logs"
-    # a re-run into the same directory starts clean: old frames never mix with new ones
-    for stale in (frames_dir, logs_dir, output_dir / "shards"):
-        shutil.rmtree(stale, ignore_errors=True)
-    for stale_file in ("output.mp4", "render.json"):
+    kept = {} if fresh else _rendered_shards(output_dir, plan)
+    if kept:
+        progress.warn(f"resuming {job_name}: {len(kept)} of {shards} shards already rendered (--fresh starts over)")
+    else:  # start clean: old frames never mix with new ones
+        for stale in (frames_dir, logs_dir, output_dir / "shards"):
+            shutil.rmtree(stale, ignore_errors=True)
+    for stale_file in ("output.mp4", ".output.mp4.partial.mp4", "render.json"):  # always rebuilt
         (output_dir / stale_file).unlink(missing_ok=True)
+    todo = [s for s in range(shards) if s not in kept]
+    for shard in todo:  # what an unfinished attempt left of a shard to render again
+        for f in rp.frames_of_shard(plan, shard):
+            (frames_dir / frame_filename(f)).unlink(missing_ok=True)
+        Path(artifacts.shard_uri(out, shard)).unlink(missing_ok=True)
     logs_dir.mkdir(parents=True, exist_ok=True)
-    artifacts.write_json(artifacts.plan_uri(str(output_dir)), plan)
-    n_workers = min(workers or default_workers(), int(plan["shards"]))
+    artifacts.write_json(artifacts.plan_uri(out), plan)
+    n_workers = max(1, min(workers or default_workers(), len(todo)))
     threads = threads_per_process(default_workers(), n_workers)
-    results: list[Doc | None] = [None] * int(plan["shards"])
+    results: list[Doc | None] = [kept.get(s) for s in range(shards)]
     lock = threading.Lock()
-    progress.stage("render", f"Rendering {plan['frames']} frames of {plan['scene']!r}", total=int(plan["frames"]))
+    stopping = threading.Event()
+    blenders: list[subprocess.Popen[str]] = []
+    to_render = sum(len(rp.frames_of_shard(plan, s)) for s in todo)
+    progress.stage("render", f"Rendering {to_render} frames of {plan['scene']!r}", total=to_render)
+
+    def started(proc: subprocess.Popen[str]) -> None:
+        with lock:
+            blenders.append(proc)
+            if stopping.is_set():  # Ctrl-C came while this shard was starting
+                proc.terminate()
 
     def one(shard: int) -> Doc:
         def saved(_frame: int) -> None:
             with lock:
                 progress.advance()
 
-        return rp.render_shard(
-            plan, shard, blend, frames_dir, threads, on_frame=saved, log_file=logs_dir / f"shard-{shard:05d}.log"
-        )
+        return rp.render_shard(plan, shard, blend, frames_dir, threads, on_frame=saved,
+                               log_file=logs_dir / f"shard-{shard:05d}.log", on_process=started)  # fmt: skip
 
-    with ThreadPoolExecutor(max_workers=n_workers) as pool:
-        futures = {pool.submit(one, s): s for s in range(int(plan["shards"]))}
+    pool = ThreadPoolExecutor(max_workers=n_workers)
+    try:
+        futures = {pool.submit(one, s): s for s in todo}
         for fut in as_completed(futures):
             shard = futures[fut]
             exc = fut.exception()
             result = rp.failed_shard(plan, shard, f"shard {shard} failed: {exc}") if exc else fut.result()
             results[shard] = result
-            artifacts.write_json(artifacts.shard_uri(str(output_dir), shard), result)
+            artifacts.write_json(artifacts.shard_uri(out, shard), result)
             if result["error"]:
                 progress.warn(result["error"])
+    except KeyboardInterrupt:
+        stopping.set()
+        pool.shutdown(wait=False, cancel_futures=True)
+        with lock:
+            running = list(blenders)
+        _stop_processes(running)
+        pool.shutdown(wait=True)
+        done = sum(1 for r in results if r is not None and not r["error"])
+        raise BatchpipeError(
+            f"interrupted: {done} of {shards} shards rendered and kept in {frames_dir}",
+            f"run the same command with --job-name {job_name} to resume",
+        ) from None
+    finally:
+        pool.shutdown(wait=True)
     video = None
     if all(r is not None and not r["missing"] for r in results):
         progress.stage("stitch", "Stitching output.mp4")
@@ -260,3 +299,33 @@ def run_render(
     doc = rp.collate(plan, results, video, "output.mp4" if video else None)
     artifacts.write_json(str(output_dir / "render.json"), doc, indent=2)
     return doc
+
+
+def _rendered_shards(output_dir: Path, plan: Doc) -> dict[int, Doc]:
+    """Shards a previous run of the very same plan rendered completely, with every frame still a valid PNG."""
+    try:
+        previous = artifacts.read_json(artifacts.plan_uri(str(output_dir)))
+    except (FileNotFoundError, ValueError):
+        return {}
+    if previous.get("planHash") != plan["planHash"]:
+        return {}
+    results = artifacts.read_shard_results(str(output_dir), plan)
+    frames_dir = output_dir / "frames"
+    return {
+        s: r
+        for s, r in enumerate(results)
+        if r is not None and rp.is_complete(plan, s, r) and rp.frames_valid(plan, s, frames_dir)
+    }
+
+
+def _stop_processes(procs: list[subprocess.Popen[str]], grace: float = 5.0) -> None:
+    """Terminate Blender processes, then kill those still running after `grace` seconds."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -112,8 +112,24 @@ def _duration(desc: dict[str, Any]) -> str:
         f"{seconds // 60}m{seconds % 60:02d}s")  # fmt: skip
 
 
-def run_status(outputs: Any, run: str) -> dict[str, Any]:
-    """A run's execution status, stages, array progress and failed children."""
+def frame_progress(outputs: Any, job_name: str, expected: dict[str, set[str]]) -> dict[str, int] | None:
+    """A render run's frames in S3 out of the plan's total, once the plan exists: one paginated listing of the
+    frames/ prefix. `expected` caches the plan's frame names by job (a tail reads the plan once)."""
+    from batchpipe.aws import runs
+    from batchpipe.rendering.frames import FrameRange, frame_filename
+
+    if job_name not in expected:
+        plan = runs.plan_document(outputs, job_name)
+        if plan is None:
+            return None
+        frames = FrameRange(int(plan["frameStart"]), int(plan["frameEnd"]), int(plan["frameStep"])).frames()
+        expected[job_name] = {frame_filename(f) for f in frames}
+    names = expected[job_name]
+    return {"rendered": len(names & runs.frames_in_s3(outputs, job_name)), "total": len(names)}
+
+
+def run_status(outputs: Any, run: str, frame_names: dict[str, set[str]] | None = None) -> dict[str, Any]:
+    """A run's execution status, stages, array progress, failed children, and for a render its frames in S3."""
     from batchpipe.aws import runs
     from batchpipe.aws.clients import client
 
@@ -135,6 +151,7 @@ def run_status(outputs: Any, run: str) -> dict[str, Any]:
         if j["status"] == "FAILED"
     ]
     stuck = runs.runnable_problems(outputs, jobs)
+    frames = frame_progress(outputs, job, {} if frame_names is None else frame_names) if pipeline == "render" else None
     return {
         "jobName": job,
         "execution": desc["name"],
@@ -154,6 +171,7 @@ def run_status(outputs: Any, run: str) -> dict[str, Any]:
         ],
         "failedJobs": failed,
         "stuck": stuck,
+        **({"frames": frames} if frames is not None else {}),
     }
 
 
@@ -205,6 +223,8 @@ def status(run: str | None, stack_name: str, region: str | None, profile: str | 
     for a in doc["arrays"]:
         summary = ", ".join(f"{k} {v}" for k, v in a["statusSummary"].items() if v)
         console.print(f"array {a['job']}: {a['size']} children: {summary}")
+    if doc.get("frames"):
+        console.print(f"frames: {doc['frames']['rendered']} of {doc['frames']['total']} in S3")
     for problem in doc["stuck"]:
         console.print(f"[yellow]{problem}[/]")
     for f in doc["failedJobs"]:
@@ -324,7 +344,7 @@ def start_run(pipeline: str, job_name: str, input_file: Path, stack_name: str, r
     connect(region, profile)
     out = stack.outputs(stack_name)
     if resume is not None:
-        arn = runs.resume(out, resume, upload if upload is not None else input_file.read_bytes())
+        arn = runs.resume(out, resume, upload if upload is not None else input_file.read_bytes(), pipeline)
         execution = arn.rsplit(":", 1)[1]
         job_name = runs.job_of(runs.find(out, arn)[1])
         if no_wait:
@@ -347,7 +367,8 @@ def start_run(pipeline: str, job_name: str, input_file: Path, stack_name: str, r
 
 def tail(out: Any, job_name: str, stack_name: str, as_json: bool, poll: float = 2.0,
          execution: str | None = None) -> None:  # fmt: skip
-    """Follow a run: current stage, then the array's children by status, then its results."""
+    """Follow a run: current stage, then the array's children by status (a render: and its frames in S3, counted
+    by one paginated listing per poll), then its results."""
     import sys
     import time
 
@@ -361,10 +382,11 @@ def tail(out: Any, job_name: str, stack_name: str, as_json: bool, poll: float = 
     bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                    console=console, transient=False)  # fmt: skip
     task = bar.add_task(f"{job_name}: starting", total=None)
+    frame_names: dict[str, set[str]] = {}
     try:
         with bar:
             while True:
-                doc = run_status(out, execution or job_name)
+                doc = run_status(out, execution or job_name, frame_names)
                 stage = doc["stages"][-1] if doc["stages"] else "starting"
                 text = f"{job_name}: {stage}"
                 if doc["arrays"]:  # the array's children by status, as a bar of finished children
@@ -373,6 +395,9 @@ def tail(out: Any, job_name: str, stack_name: str, as_json: bool, poll: float = 
                     text += " (" + ", ".join(f"{k} {v}" for k, v in counts.items() if v) + ")"
                     finished = counts.get("SUCCEEDED", 0) + counts.get("FAILED", 0)
                     bar.update(task, total=a["size"], completed=finished)
+                if doc.get("frames"):  # a render: the bar counts frames, finer than children
+                    text += f" frames {doc['frames']['rendered']}/{doc['frames']['total']}"
+                    bar.update(task, total=doc["frames"]["total"], completed=doc["frames"]["rendered"])
                 if doc["stuck"]:
                     text += f" - {doc['stuck'][0]}"
                 bar.update(task, description=text)

@@ -145,6 +145,8 @@ def montecarlo(
 @click.option("--frames", "frame_range", metavar="START-END", help="Render these frames instead of the scene's range.")
 @click.option("--resolution-percentage", type=click.IntRange(1, 10_000), help="Scale the resolution (preview).")
 @click.option("--samples", type=click.IntRange(min=1), help="Render samples (Cycles or EEVEE; preview).")
+@click.option("--fresh", is_flag=True, help="Render every shard again instead of resuming a run of the same job.")
+@click.option("--resume", "resume", metavar="RUN", help="On AWS: render only what RUN is missing, over its output.")
 def render(
     blend: Path,
     local: bool,
@@ -160,11 +162,14 @@ def render(
     region: str | None,
     profile: str | None,
     no_wait: bool,
+    fresh: bool,
+    resume: str | None,
 ) -> None:
     """Render a Blender file in parallel frame chunks and stitch the frames into an H.264 MP4.
 
     Writes frames/NNNN.png (named by frame number), output.mp4 and render.json to --output (default
     ./batchpipe-runs/JOB_NAME/). The file's own scripts never run (Blender's auto-exec is disabled).
+    Running the same job again resumes: complete shards of the same plan are kept (--fresh starts over).
     Exit code 0 when every frame rendered, 1 when some did not, 2 for bad input.
 
     \b
@@ -182,13 +187,21 @@ def render(
     except ValueError as exc:
         raise InputError(str(exc)) from None
     name = _job_name(job_name, blend.stem)
+    if local and resume is not None:
+        raise InputError("--resume RUN is for AWS runs: run the same --local command (same --job-name) to resume")
     if not local:
         if frames is not None or resolution_percentage is not None or samples is not None:
             raise InputError("--frames, --resolution-percentage and --samples apply to --local runs only")
+        if fresh:
+            raise InputError("--fresh applies to --local runs: an AWS run always starts fresh under a new --job-name")
+        if resume is not None and click.get_current_context().get_parameter_source("frames_per_job") not in (
+            None, click.core.ParameterSource.DEFAULT):  # fmt: skip
+            raise InputError("--resume RUN keeps RUN's own --frames-per-job: leave the option out")
         from batchpipe.pipelines import render as rp
 
         rp.preprocess(blend, name, frames_per_job)  # the same checks as the local engine; nothing is written
-        start_run("render", name, blend, stack_name, region, profile, no_wait, as_json, framesPerJob=frames_per_job)
+        start_run("render", name, blend, stack_name, region, profile, no_wait, as_json, resume=resume,
+                  framesPerJob=frames_per_job)  # fmt: skip
         return
     out_dir = output or Path("batchpipe-runs") / name
     stderr = Console(stderr=True)
@@ -203,6 +216,7 @@ def render(
             frames=frames,
             resolution_percentage=resolution_percentage,
             samples=samples,
+            fresh=fresh,
         )
     if as_json:
         click.echo(json.dumps(doc, indent=2))

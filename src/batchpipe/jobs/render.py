@@ -1,13 +1,15 @@
 """The render container's entrypoint: one rendering stage per invocation, over local paths or s3:// URIs.
 
     python -m batchpipe.jobs.render preprocess --input URI --output URI --job-name NAME --frames-per-job N
-    python -m batchpipe.jobs.render render --output URI [--shard N]   # default: $AWS_BATCH_JOB_ARRAY_INDEX, else 0
+    python -m batchpipe.jobs.render render --output URI [--shard N] [--resume]  # shard: $AWS_BATCH_JOB_ARRAY_INDEX
     python -m batchpipe.jobs.render stitch --output URI
 
 preprocess writes OUTPUT/plan.json and prints {"shards": N}; render writes OUTPUT/frames/NNNN.png and
-OUTPUT/shards/shard-NNNNN.json; stitch writes OUTPUT/output.mp4 (when every frame is there) and OUTPUT/render.json.
-Blender's threads default to the container's cores. Exit codes: 0 done, 1 failure (render: missing frames;
-stitch: PARTIAL or FAILED, which render.json reports), 2 bad input.
+OUTPUT/shards/shard-NNNNN.json (with --resume, a shard whose result is already complete for the same plan and whose
+frames are all there is skipped: one HEAD per frame of this shard, nothing listed); stitch writes OUTPUT/output.mp4
+(when every frame is there) and OUTPUT/render.json. Blender's threads default to the container's cores.
+Exit codes: 0 done, 1 failure (render: missing frames; stitch: PARTIAL or FAILED, which render.json reports),
+2 bad input.
 """
 
 from __future__ import annotations
@@ -68,6 +70,10 @@ def render(args: argparse.Namespace) -> None:
     shard = shard_index(args.shard)
     if not 0 <= shard < int(plan["shards"]):
         raise InputError(f"shard {shard} out of range: the plan has {plan['shards']} shards")
+    if args.resume and already_rendered(args.output, plan, shard):
+        print(json.dumps({"shard": shard, "resultUri": artifacts.shard_uri(args.output, shard),
+                          "skipped": "already complete"}))  # fmt: skip
+        return
     with local_copy(plan["input"], ".blend") as blend, work_dir(args.output, "frames") as frames_dir:
         result = rp.render_shard(plan, shard, blend, frames_dir, threads=args.threads or default_workers())
         if storage.is_s3(args.output):
@@ -79,6 +85,23 @@ def render(args: argparse.Namespace) -> None:
     if result["error"]:
         print(f"error: {result['error']}", file=sys.stderr)
         sys.exit(1)
+
+
+def already_rendered(output: str, plan: rp.Doc, shard: int) -> bool:
+    """Whether the shard's stored result is complete for this plan and every one of its frames is in place."""
+    uri = artifacts.shard_uri(output, shard)
+    try:
+        done = storage.exists(uri) and rp.is_complete(plan, shard, artifacts.read_json(uri))
+    except ValueError:  # a corrupt result is rendered again
+        return False
+    if not done:
+        return False
+    if not storage.is_s3(output):
+        return rp.frames_valid(plan, shard, Path(output) / "frames")
+    # frames are uploaded only after they pass the PNG check, and an S3 object is whole or absent
+    return all(
+        storage.exists(storage.join(output, "frames", frame_filename(f))) for f in rp.frames_of_shard(plan, shard)
+    )
 
 
 def stitch(args: argparse.Namespace) -> None:
@@ -116,6 +139,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--output", required=True)
     p.add_argument("--shard", type=int)
     p.add_argument("--threads", type=int, default=int(os.environ.get("BATCHPIPE_THREADS", "0")) or None)
+    p.add_argument("--resume", action="store_true", help="skip the shard when its result and frames are complete")
     p = sub.add_parser("stitch")
     p.add_argument("--output", required=True)
     args = parser.parse_args(argv)

@@ -5,6 +5,7 @@ The same functions run in the local engine's worker threads and in the render co
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -94,7 +95,9 @@ def preprocess(
         raise InputError(f"samples {samples}: must be at least 1")
     # AWS Batch arrays have at most 10,000 children: larger renders get more frames per child
     effective = max(per_job, -(-rng.count // MAX_ARRAY_SIZE))
-    return {
+    with blend.open("rb") as fh:
+        blend_hash = hashlib.file_digest(fh, "sha256").hexdigest()
+    plan: Doc = {
         "version": PLAN_VERSION,
         "pipeline": "render",
         "jobName": job_name,
@@ -103,6 +106,7 @@ def preprocess(
         "engine": info.engine,
         "compression": info.compression,
         "blenderVersion": info.blender_version,
+        "blendSha256": blend_hash,
         "frameStart": rng.start,
         "frameEnd": rng.end,
         "frameStep": rng.step,
@@ -117,6 +121,36 @@ def preprocess(
         "framesPerJob": effective,
         "shards": shard_count(rng.count, effective),
     }
+    plan["planHash"] = plan_hash(plan)
+    return plan
+
+
+# What a frame's pixels and a shard's frames depend on. Not the input's path or name (a moved file with the same
+# bytes renders the same frames), nor the frame rate (only the video uses it, and the video is always remade).
+FINGERPRINT = ("version", "blendSha256", "scene", "engine", "frameStart", "frameEnd", "frameStep", "resolution",
+               "resolutionPercentage", "outputSize", "samples", "framesPerJob", "shards")  # fmt: skip
+
+
+def plan_hash(plan: Doc) -> str:
+    """A fingerprint of everything the frames depend on (preprocess stores it in the plan as "planHash")."""
+    content = {k: plan.get(k) for k in FINGERPRINT}
+    return hashlib.sha256(json.dumps(content, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:24]
+
+
+def is_complete(plan: Doc, shard: int, result: Doc | None) -> bool:
+    """Whether a stored shard result is this plan's and rendered every one of its frames (its frames on disk or in
+    S3 are checked separately)."""
+    if result is None or result.get("planHash") != plan["planHash"] or result.get("shard") != shard:
+        return False
+    frames = frames_of_shard(plan, shard)
+    return result.get("frames") == frames and result.get("rendered") == frames and not result.get("missing") and (
+        result.get("error") is None)  # fmt: skip
+
+
+def frames_valid(plan: Doc, shard: int, frames_dir: Path) -> bool:
+    """Whether every frame of the shard is in frames_dir as a complete PNG of the plan's size."""
+    size = (int(plan["outputSize"][0]), int(plan["outputSize"][1]))
+    return all(png_problem(frames_dir / frame_filename(f), size) is None for f in frames_of_shard(plan, shard))
 
 
 def frame_range(plan: Doc) -> FrameRange:
@@ -151,8 +185,12 @@ def render_shard(
     threads: int,
     on_frame: Callable[[int], None] | None = None,
     log_file: Path | None = None,
+    on_process: Callable[[subprocess.Popen[str]], None] | None = None,
 ) -> Doc:
-    """Render one shard's frames with Blender and check every expected frame is a complete PNG."""
+    """Render one shard's frames with Blender and check every expected frame is a complete PNG.
+
+    on_process receives the Blender process as soon as it starts (the local engine stops it on Ctrl-C).
+    """
     frames = frames_of_shard(plan, shard)
     frames_dir.mkdir(parents=True, exist_ok=True)
     args = blender_render_args(
@@ -174,6 +212,8 @@ def render_shard(
         proc = subprocess.Popen(
             args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace", bufsize=1
         )
+        if on_process:
+            on_process(proc)
         assert proc.stdout is not None
         for line in proc.stdout:
             if log:
@@ -198,6 +238,7 @@ def render_shard(
     return {
         "jobName": plan["jobName"],
         "shard": shard,
+        "planHash": plan.get("planHash"),
         "frames": frames,
         "rendered": [f for f in frames if f not in problems],
         "missing": sorted(problems),
@@ -208,8 +249,8 @@ def render_shard(
 
 def failed_shard(plan: Doc, shard: int, message: str) -> Doc:
     frames = frames_of_shard(plan, shard)
-    return {"jobName": plan["jobName"], "shard": shard, "frames": frames, "rendered": [], "missing": frames,
-            "error": message, "seconds": 0.0}  # fmt: skip
+    return {"jobName": plan["jobName"], "shard": shard, "planHash": plan.get("planHash"), "frames": frames,
+            "rendered": [], "missing": frames, "error": message, "seconds": 0.0}  # fmt: skip
 
 
 def stitch(plan: Doc, frames_dir: Path, video: Path) -> Doc:
