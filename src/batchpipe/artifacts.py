@@ -155,8 +155,9 @@ def complete_shards(output: str, plan: Doc) -> set[int]:
 def collate_montecarlo(
     output: str, plan: Doc, inputs: Iterator[tuple[int, list[Doc], Doc | None]] | None = None
 ) -> Doc:
-    """Collate every shard into results.json and results.csv, streamed; returns the results document with only
-    its first PREVIEW_ROWS rows (and "positionCount", "failedCount" for the rest)."""
+    """Collate every shard into results.json and results.csv, streamed, and summary.json (results.json without its
+    positions, for readers that need only the totals); returns the results document with only its first
+    PREVIEW_ROWS rows (and "positionCount", "failedCount" for the rest)."""
     collation = mc.Collation(plan)
     preview: list[Doc] = []
     json_uri, csv_uri = storage.join(output, "results.json"), storage.join(output, "results.csv")
@@ -183,6 +184,7 @@ def collate_montecarlo(
             out.write("\n  ]\n}\n")
         storage.put_file(csv_uri, csv_tmp)
         storage.put_file(json_uri, json_tmp)
+        write_json(storage.join(output, "summary.json"), summary, indent=2)
     finally:
         for tmp in (rows_tmp, csv_tmp, json_tmp):
             if os.path.exists(tmp):

@@ -62,6 +62,17 @@ def read_lines(uri: str) -> Iterator[bytes]:
             yield line.rstrip(b"\n")
 
 
+def list_names(prefix: str) -> set[str]:
+    """The names of the files in a directory, or of the objects under an s3:// prefix (listed page by page)."""
+    if is_s3(prefix):
+        from batchpipe.aws.clients import client, s3_names
+
+        bucket, key = split_s3(prefix)
+        return set(s3_names(client("s3"), bucket, key.rstrip("/") + "/"))
+    path = Path(prefix)
+    return {p.name for p in path.iterdir() if p.is_file()} if path.is_dir() else set()
+
+
 def read_text(uri: str) -> str:
     return read_bytes(uri).decode("utf-8")
 

@@ -141,6 +141,12 @@ def test_failed_shard_collates_as_partial(stack: Stack) -> None:
     results = stack.result("partial", "results.json")
     assert results["status"] == "PARTIAL"
     assert [p["error"] is not None for p in results["positions"]] == [False, False, True, True, False]
+    # Summarize read the small summary.json (results.json less its positions), not every row
+    assert stack.result("partial", "summary.json") == {k: v for k, v in results.items() if k != "positions"}
+    history = stack.sfn.get_execution_history(executionArn=desc["executionArn"])["events"]
+    summaries = [json.loads(e["taskSucceededEventDetails"]["output"])["Payload"] for e in history
+                 if "missingCount" in e.get("taskSucceededEventDetails", {}).get("output", "")]  # fmt: skip
+    assert [(s["missing"], s["missingCount"]) for s in summaries] == [([2, 3], 2)]
     # what `batchpipe status partial` shows: the stages, the array's children by status, the failed child
     shown = run_status(stack.outputs(), "partial")
     assert shown["status"] == "FAILED" and shown["stages"][-1] == "Partial" and "Collate" in shown["stages"]

@@ -107,4 +107,5 @@ def test_s3_uris_with_moto(monkeypatch: pytest.MonkeyPatch, write_json: Any) -> 
         "runs/j/results.csv",
         "runs/j/results.json",
         "runs/j/shards/shard-00000.json",
+        "runs/j/summary.json",
     ]

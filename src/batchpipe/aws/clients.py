@@ -65,6 +65,17 @@ def s3_lines(bucket: str, key: str) -> Iterator[bytes]:
         yield from body.iter_lines(chunk_size=1 << 16)
 
 
+def s3_names(s3: Any, bucket: str, prefix: str) -> Iterator[str]:
+    """The names of the objects under a prefix (the key less the prefix): one paginated ListObjectsV2, 1,000 keys a
+    page, never a call per object. `s3` is the client to use."""
+    pages = s3.get_paginator("list_objects_v2").paginate(
+        Bucket=bucket, Prefix=prefix, PaginationConfig={"PageSize": 1000}
+    )
+    for page in pages:
+        for o in page.get("Contents", []):
+            yield o["Key"][len(prefix) :]
+
+
 def s3_put(bucket: str, key: str, data: bytes) -> None:
     client("s3").put_object(Bucket=bucket, Key=key, Body=data)
 

@@ -80,10 +80,12 @@ def plan(event: Doc) -> Doc:
 
 def summary(event: Doc) -> Doc:
     """The collated status, and what is missing, for the execution's output."""
-    doc = _read_json(event["resultUri"])
-    missing = [p["index"] for p in doc.get("positions", []) if p.get("error")] or doc.get("missingFrames", [])
-    return {"status": doc["status"], "resultUri": event["resultUri"], "missing": missing[:100],
-            "missingCount": len(missing), "bucket": os.environ.get("BATCHPIPE_BUCKET")}  # fmt: skip
+    uri = event["resultUri"]  # results.json has every position: summary.json is its small head
+    doc = _read_json(uri[: -len("results.json")] + "summary.json" if uri.endswith("/results.json") else uri)
+    missing = doc.get("failedPositions") or doc.get("missingFrames", [])
+    count = doc.get("failedCount", len(missing))
+    return {"status": doc["status"], "resultUri": uri, "missing": missing[:100],
+            "missingCount": count, "bucket": os.environ.get("BATCHPIPE_BUCKET")}  # fmt: skip
 
 
 def handler(event: Doc, context: Any) -> Doc:

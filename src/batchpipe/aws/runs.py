@@ -9,7 +9,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from batchpipe.aws.clients import client
+from batchpipe.aws.clients import client, s3_names
 from batchpipe.aws.stack import StackOutputs
 from batchpipe.errors import BatchpipeError, InputError
 
@@ -172,13 +172,7 @@ def frames_in_s3(outputs: StackOutputs, job_name: str) -> set[str]:
 
     One paginated ListObjectsV2 (1,000 keys a page: 10,000 frames are 10 calls), never a call per frame.
     """
-    prefix = f"{run_prefix(job_name)}/frames/"
-    pages = (
-        client("s3")
-        .get_paginator("list_objects_v2")
-        .paginate(Bucket=outputs.bucket, Prefix=prefix, PaginationConfig={"PageSize": 1000})
-    )
-    return {o["Key"][len(prefix) :] for page in pages for o in page.get("Contents", [])}
+    return set(s3_names(client("s3"), outputs.bucket, f"{run_prefix(job_name)}/frames/"))
 
 
 def batch_jobs(outputs: StackOutputs, job_name: str) -> list[dict[str, Any]]:

@@ -27,6 +27,17 @@ def _job_name(given: str | None, stem: str) -> str:
     return given
 
 
+def _check_resume_options(local: bool, fresh: bool, resume: str | None, shards_option: str) -> None:
+    """--fresh is for local runs, --resume RUN for AWS runs, and a resume keeps RUN's own sharding."""
+    if local and resume is not None:
+        raise InputError("--resume RUN is for AWS runs: run the same --local command (same --job-name) to resume")
+    if not local and fresh:
+        raise InputError("--fresh applies to --local runs: an AWS run always starts fresh under a new --job-name")
+    source = click.get_current_context().get_parameter_source(shards_option)
+    if resume is not None and source not in (None, click.core.ParameterSource.DEFAULT):
+        raise InputError(f"--resume RUN keeps RUN's own --{shards_option.replace('_', '-')}: leave the option out")
+
+
 @click.group()
 def run() -> None:
     """Run a pipeline."""
@@ -101,6 +112,7 @@ def montecarlo(
     from batchpipe.pipelines.portfolio import load_portfolio, with_simulation_overrides
     from batchpipe.ui import RichProgress, montecarlo_tables
 
+    _check_resume_options(local, fresh, resume, "positions_per_job")
     doc_in = load_portfolio(portfolio)
     name = _job_name(job_name, doc_in.name)
     if not local:
@@ -187,16 +199,10 @@ def render(
     except ValueError as exc:
         raise InputError(str(exc)) from None
     name = _job_name(job_name, blend.stem)
-    if local and resume is not None:
-        raise InputError("--resume RUN is for AWS runs: run the same --local command (same --job-name) to resume")
+    _check_resume_options(local, fresh, resume, "frames_per_job")
     if not local:
         if frames is not None or resolution_percentage is not None or samples is not None:
             raise InputError("--frames, --resolution-percentage and --samples apply to --local runs only")
-        if fresh:
-            raise InputError("--fresh applies to --local runs: an AWS run always starts fresh under a new --job-name")
-        if resume is not None and click.get_current_context().get_parameter_source("frames_per_job") not in (
-            None, click.core.ParameterSource.DEFAULT):  # fmt: skip
-            raise InputError("--resume RUN keeps RUN's own --frames-per-job: leave the option out")
         from batchpipe.pipelines import render as rp
 
         rp.preprocess(blend, name, frames_per_job)  # the same checks as the local engine; nothing is written

@@ -20,8 +20,10 @@ import os
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from batchpipe import artifacts, storage
 from batchpipe.backends.local import default_workers
@@ -104,22 +106,37 @@ def already_rendered(output: str, plan: rp.Doc, shard: int) -> bool:
     )
 
 
+DOWNLOAD_CONCURRENCY = 32
+
+
+def download_frames(output: str, plan: dict[str, Any], frames_dir: Path) -> None:
+    """The plan's frames from S3: one paginated listing of frames/, then concurrent gets (a few hundred frames one
+    by one would take minutes). Only this plan's frame names are fetched; a frame not there is left to stitch to
+    report."""
+    prefix = storage.join(output, "frames")
+    there = storage.list_names(prefix)
+    names = [frame_filename(f) for f in rp.all_frames(plan) if frame_filename(f) in there]
+
+    def fetch(name: str) -> None:
+        (frames_dir / name).write_bytes(storage.read_bytes(storage.join(prefix, name)))
+
+    with ThreadPoolExecutor(max_workers=DOWNLOAD_CONCURRENCY) as pool:
+        list(pool.map(fetch, names))
+
+
 def stitch(args: argparse.Namespace) -> None:
     plan = artifacts.read_json(artifacts.plan_uri(args.output))
     results = artifacts.read_shard_results(args.output, plan)
     video = None
     with work_dir(args.output, "frames") as frames_dir:
-        if storage.is_s3(args.output):
-            for f in rp.all_frames(plan):
-                uri = storage.join(args.output, "frames", frame_filename(f))
-                if storage.exists(uri):
-                    (frames_dir / frame_filename(f)).write_bytes(storage.read_bytes(uri))
         if all(r is not None and not r["missing"] for r in results):
+            if storage.is_s3(args.output):
+                download_frames(args.output, plan, frames_dir)
             with work_dir(args.output, "") as out_dir:
                 video_path = out_dir / "output.mp4"
                 video = rp.stitch(plan, frames_dir, video_path)
                 if storage.is_s3(args.output):
-                    storage.write_bytes(storage.join(args.output, "output.mp4"), video_path.read_bytes())
+                    storage.put_file(storage.join(args.output, "output.mp4"), str(video_path))
     doc = rp.collate(plan, results, video, "output.mp4" if video else None)
     artifacts.write_json(storage.join(args.output, "render.json"), doc, indent=2)
     print(json.dumps({"status": doc["status"], "video": doc["video"], "missingFrames": doc["missingFrameRanges"]}))
