@@ -63,6 +63,36 @@ def test_missing_shard_collates_as_partial(tmp_path: Path, write_json: Any) -> N
     assert "shard 1 produced no result" in doc["positions"][2]["error"]
 
 
+@pytest.mark.parametrize(
+    "spoil",
+    [
+        pytest.param(lambda doc: doc | {"planHash": "0" * 24}, id="another-plan-of-the-same-job"),
+        pytest.param(lambda doc: doc | {"positions": doc["positions"][:1]}, id="a-position-short"),
+        pytest.param(lambda doc: doc | {"blockTotals": doc["blockTotals"][:3]}, id="block-totals-cut"),
+        pytest.param(lambda doc: doc | {"positions": [p | {"pv": "1e7"} for p in doc["positions"]]}, id="pv-text"),
+    ],
+)
+def test_a_spoilt_shard_result_counts_as_missing_never_as_data(tmp_path: Path, write_json: Any, spoil: Any) -> None:
+    out = tmp_path / "job"
+    pricer.main(["preprocess", "--input", str(write_json(small_portfolio())), "--output", str(out),
+                 "--job-name", "j", "--positions-per-job", "2"])  # fmt: skip
+    for shard in range(3):
+        pricer.main(["price", "--output", str(out), "--shard", str(shard)])
+    pricer.main(["collate", "--output", str(out)])
+    whole = json.loads((out / "results.json").read_text())
+    shard_file = out / "shards" / "shard-00001.json"
+    shard_file.write_text(json.dumps(spoil(json.loads(shard_file.read_text()))))
+    pricer.main(["collate", "--output", str(out)])
+    doc = json.loads((out / "results.json").read_text())
+    assert doc["status"] == "PARTIAL" and doc["failedPositions"] == [2, 3]
+    assert "shard 1: its stored result does not match the plan" in doc["positions"][2]["error"]
+    assert doc["totalPv"] == pytest.approx(whole["totalPv"] - whole["positions"][2]["pv"] - whole["positions"][3]["pv"])
+    # the pricer's --resume prices that shard again, and the collated result is whole again
+    pricer.main(["price", "--output", str(out), "--shard", "1", "--resume"])
+    pricer.main(["collate", "--output", str(out)])
+    assert json.loads((out / "results.json").read_text()) == whole
+
+
 def test_bad_input_and_bad_index_exit_2(tmp_path: Path, write_json: Any) -> None:
     bad = job("preprocess", "--input", str(write_json("{")), "--output", str(tmp_path / "o"), "--job-name", "j")
     assert bad.returncode == 2 and "not valid JSON" in bad.stderr

@@ -244,18 +244,26 @@ def plan_hash(plan: Doc, positions: bytes | str) -> str:
 
 def is_complete(plan: Doc, shard: int, positions: Sequence[Doc], result: Doc | None) -> bool:
     """Whether a stored shard result is this plan's and finished (a corrupt or failed one must be redone)."""
-    if result is None or result.get("planHash") != plan["planHash"] or result.get("shard") != shard:
+    return (
+        result is not None
+        and _fits(plan, shard, positions, result)
+        and all(g.get("error") == p["error"] for g, p in zip(result["positions"], positions, strict=True))
+    )
+
+
+def _fits(plan: Doc, shard: int, positions: Sequence[Doc], result: Doc) -> bool:
+    """Whether a stored result (finished or failed) is this plan's result for this shard, whole."""
+    got = result.get("positions")
+    if result.get("planHash") != plan["planHash"] or result.get("shard") != shard or not isinstance(got, list):
         return False
-    got = result.get("positions", [])
-    priced = [p for p in positions if p["error"] is None]
+    if len(got) != len(positions) or any(g.get("index") != p["index"] for g, p in zip(got, positions, strict=True)):
+        return False
+    priced = [g for g in got if g.get("error") is None]
     totals = result.get("blockTotals")
-    if priced and (not isinstance(totals, list) or len(totals) != int(plan["simulation"]["blocks"])):
-        return False
-    return len(got) == len(positions) and all(
-        g.get("index") == e["index"] and g.get("error") == e["error"]
-        and (e["error"] is not None or g.get("pv") is not None)
-        for g, e in zip(got, positions, strict=True)
-    )  # fmt: skip
+    blocks = int(plan["simulation"]["blocks"])
+    return all(isinstance(g.get("pv"), float) for g in priced) and (
+        not priced or (isinstance(totals, list) and len(totals) == blocks)
+    )
 
 
 def shard_range(plan: Doc, shard: int) -> range:
@@ -480,6 +488,9 @@ class Collation:
     def add(self, shard: int, positions: Sequence[Doc], result: Doc | None) -> list[Doc]:
         if result is None:
             result = failed_shard(self.plan, shard, positions, f"shard {shard} produced no result")
+        elif not _fits(self.plan, shard, positions, result):
+            message = f"shard {shard}: its stored result does not match the plan (stale or corrupt)"
+            result = failed_shard(self.plan, shard, positions, message)
         rows = []
         for pos, res in zip(positions, result["positions"], strict=True):
             row = {k: pos[k] for k in RESULT_FIELDS[:5]} | {k: res[k] for k in RESULT_FIELDS[5:]}
