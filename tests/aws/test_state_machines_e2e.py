@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import json
-import math
 import time
 import zipfile
 from collections.abc import Iterator
@@ -155,13 +154,15 @@ def test_failed_shard_collates_as_partial(stack: Stack) -> None:
     assert [f["index"] for f in shown["failedJobs"] if f["index"] is not None] == [1]
 
 
-def test_25000_positions_plan_at_most_10000_children(stack: Stack) -> None:
+def test_one_position_past_the_array_limit_plans_two_per_child(stack: Stack) -> None:
     stack.runtime.run_shards = False
-    doc = small_portfolio(positions=[{"notional": 1e6, "strike": 3550, "barrier": 1.0}] * 25_000)
+    doc = small_portfolio(positions=[{"notional": 1e6, "strike": 3550, "barrier": 1.0}] * 10_001)
     uri = stack.put("inputs/big.json", json.dumps(doc).encode())
     stack.execute("montecarlo", stack.payload("montecarlo", "big", uri, positionsPerJob=1))
     [fan] = shard_submissions(stack)
-    assert fan.array_size == math.ceil(25_000 / math.ceil(25_000 / 10_000)) <= 10_000
+    assert fan.array_size == 5_001  # 10,001 children would break AWS Batch's limit of 10,000
+    plan = stack.result("big", "plan.json")
+    assert plan["positionsPerJobRequested"] == 1 and plan["positionsPerJob"] == 2 and plan["shards"] == 5_001
 
 
 def test_bad_payload_fails_in_prepare_with_the_reason(stack: Stack) -> None:
