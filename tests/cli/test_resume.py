@@ -86,3 +86,44 @@ def test_a_worker_that_dies_fails_only_its_shard(tmp_path: Path, write_json: Any
     # the next run resumes and prices only the lost shard
     again = CliRunner().invoke(main, args, catch_exceptions=False)
     assert again.exit_code == 0 and "4 of 5 shards already priced" in again.stderr
+
+
+def test_ctrl_c_stops_cleanly_keeps_finished_shards_and_the_rerun_completes(tmp_path: Path, write_json: Any) -> None:
+    """SIGINT to the whole process group, as a terminal's Ctrl-C sends it, while shards are being priced."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    portfolio = write_json(small_portfolio(simulation={"paths": 400_000, "seed": 7}))
+    out = tmp_path / "out"
+
+    def command(output: Path) -> list[str]:
+        return [str(Path(sys.executable).parent / "batchpipe"), "run", "montecarlo", str(portfolio), "--local",
+                "--job-name", "cc", "--output", str(output), "--positions-per-job", "1", "--workers", "2"]  # fmt: skip
+
+    cmd = command(out)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not list((out / "shards").glob("shard-*.json")) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be interrupted: give it more paths"
+    os.killpg(proc.pid, signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 1, stderr
+    kept = sorted(p.name for p in (out / "shards").glob("shard-*.json"))
+    assert 1 <= len(kept) < 5 and f"interrupted: {len(kept)} of 5 shards finished and kept" in stderr
+    assert "run the same command with --job-name cc to resume" in stderr
+    assert not (out / "results.json").exists()
+    assert not list(out.rglob("*.tmp"))  # nothing half-written
+    with pytest.raises(ProcessLookupError):  # no worker left behind
+        os.killpg(proc.pid, 0)
+
+    again = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    assert again.returncode == 0 and f"{len(kept)} of 5 shards already priced" in again.stderr
+    whole = subprocess.run(command(tmp_path / "whole"), capture_output=True, text=True, check=False)
+    assert whole.returncode == 0
+    assert json.loads((out / "results.json").read_text()) == json.loads(
+        (tmp_path / "whole" / "results.json").read_text()
+    )
