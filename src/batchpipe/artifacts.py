@@ -152,9 +152,7 @@ def complete_shards(output: str, plan: Doc) -> set[int]:
     return done
 
 
-def collate_montecarlo(
-    output: str, plan: Doc, inputs: Iterator[tuple[int, list[Doc], Doc | None]] | None = None
-) -> Doc:
+def collate_montecarlo(output: str, plan: Doc) -> Doc:
     """Collate every shard into results.json and results.csv, streamed, and summary.json (results.json without its
     positions, for readers that need only the totals); returns the results document with only its first
     PREVIEW_ROWS rows (and "positionCount", "failedCount" for the rest)."""
@@ -168,7 +166,7 @@ def collate_montecarlo(
             writer = csv.writer(cf, lineterminator="\n")
             writer.writerow(mc.RESULT_FIELDS)
             first = True
-            for shard, positions, result in inputs if inputs is not None else shard_inputs(output, plan):
+            for shard, positions, result in shard_inputs(output, plan):
                 for row in collation.add(shard, positions, result):
                     rows_fh.write(("    " if first else ",\n    ") + json.dumps(row))
                     first = False

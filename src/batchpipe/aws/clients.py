@@ -41,26 +41,30 @@ def region() -> str:
     return str(client("cloudformation").meta.region_name)
 
 
+def _not_found(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound")
+
+
+def _body(bucket: str, key: str, **extra: str) -> Any:
+    """GetObject's streaming body; a missing object is FileNotFoundError."""
+    try:
+        return client("s3").get_object(Bucket=bucket, Key=key, **extra)["Body"]
+    except ClientError as exc:
+        if _not_found(exc):
+            raise FileNotFoundError(f"s3://{bucket}/{key}") from None
+        raise
+
+
 def s3_get(bucket: str, key: str, start: int | None = None, end: int | None = None) -> bytes:
     """An object's bytes, or bytes start..end-1 of it; a missing object is FileNotFoundError."""
     extra = {} if start is None else {"Range": f"bytes={start}-{'' if end is None else end - 1}"}
-    try:
-        body: bytes = client("s3").get_object(Bucket=bucket, Key=key, **extra)["Body"].read()
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-            raise FileNotFoundError(f"s3://{bucket}/{key}") from None
-        raise
-    return body
+    data: bytes = _body(bucket, key, **extra).read()
+    return data
 
 
 def s3_lines(bucket: str, key: str) -> Iterator[bytes]:
     """An object's lines, streamed (one request, never the whole object in memory)."""
-    try:
-        body = client("s3").get_object(Bucket=bucket, Key=key)["Body"]
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-            raise FileNotFoundError(f"s3://{bucket}/{key}") from None
-        raise
+    body = _body(bucket, key)
     with closing(body):
         yield from body.iter_lines(chunk_size=1 << 16)
 
@@ -89,7 +93,7 @@ def s3_exists(bucket: str, key: str) -> bool:
     try:
         client("s3").head_object(Bucket=bucket, Key=key)
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+        if _not_found(exc):
             return False
         raise
     return True

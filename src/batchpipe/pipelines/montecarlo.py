@@ -7,7 +7,11 @@ per shard rather than once per position. The paths come in `blocks` (64 unless t
 antithetic pairs, each block from its own random stream; blocks are grouped into fixed `chunks`, the unit of work.
 Per-position PVs and standard errors use the pairs as independent samples. Because positions share paths, their
 errors are correlated: the portfolio's standard error uses the blocks as batch means (the spread of the 64 block
-totals), which accounts for every covariance without moving per-path data between shards.
+totals), which accounts for every covariance without moving per-path data between shards. A shard's block totals
+are exact sums (`batchpipe.pricing.exactsum`), so the portfolio's do not depend on how positions were sharded.
+
+Preprocess streams (`PlanBuilder`) and collate folds one shard at a time (`Collation`): storage
+(`batchpipe.artifacts`) keeps memory to a shard's worth; `preprocess` and `collate` are the in-memory versions.
 """
 
 from __future__ import annotations
@@ -311,8 +315,8 @@ def price_chunk(plan: Doc, shard: int, positions: Sequence[Doc], chunk: int) -> 
 
     For each distinct note (terms and dates) on a unit notional: sums of y (pair-mean PV minus a shift), y^2 and
     y*c, where c are the controls: the pair-mean discounted spot at each of the note's dates minus its known
-    expectation. For each group of positions
-    sharing dates: sums of c and c c^T. All per block, so folding them is independent of how blocks are chunked.
+    expectation. For each group of positions sharing dates: sums of c and c c^T. All per block, so folding them is
+    independent of how blocks are chunked.
     """
     sim = plan["simulation"]
     layout = SamplingLayout.from_doc(sim)
