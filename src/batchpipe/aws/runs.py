@@ -83,7 +83,7 @@ def resume(outputs: StackOutputs, run: str, expected_input: bytes, pipeline: str
         raise InputError(f"run '{desc['name']}' is still running: `batchpipe status {desc['name']} --watch`")
     payload = json.loads(desc["input"])
     payload.pop("resume", None)
-    if not _same_input(payload, expected_input):
+    if not _same_input(outputs, payload, expected_input):
         what = "the portfolio" if found == "montecarlo" else "the .blend file"
         raise InputError(f"{what} differs from the input of run '{payload['jobName']}': resume needs the same file")
     sfn = client("stepfunctions")
@@ -99,19 +99,18 @@ def resume(outputs: StackOutputs, run: str, expected_input: bytes, pipeline: str
     raise BatchpipeError(f"run '{payload['jobName']}' was resumed too many times")
 
 
-def _same_input(payload: dict[str, Any], expected: bytes) -> bool:
+def _same_input(outputs: StackOutputs, payload: dict[str, Any], expected: bytes) -> bool:
     """Whether the run's uploaded input has these bytes: a render's plan records the .blend's sha256 (a large file
     is not downloaded again), otherwise the input is read back and compared."""
     import hashlib
 
-    bucket, _, key = payload["inputUri"].removeprefix("s3://").partition("/")
-    out_bucket, _, prefix = payload["outputUri"].removeprefix("s3://").rstrip("/").partition("/")
     try:
-        recorded = json.loads(client("s3").get_object(Bucket=out_bucket, Key=f"{prefix}/plan.json")["Body"].read())
-    except (ClientError, ValueError):
+        recorded = plan_document(outputs, payload["jobName"]) or {}
+    except ValueError:
         recorded = {}
-    if isinstance(recorded, dict) and recorded.get("blendSha256"):
+    if recorded.get("blendSha256"):
         return bool(recorded["blendSha256"] == hashlib.sha256(expected).hexdigest())
+    bucket, _, key = payload["inputUri"].removeprefix("s3://").partition("/")
     uploaded: bytes = client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
     return uploaded == expected
 
