@@ -41,12 +41,41 @@ def test_members_in_any_order_and_spacing(text: str) -> None:
     assert (position.notional, position.strike, position.autocall_barrier) == (1, 2, 1)
 
 
-def test_a_repeated_member_counts_once_the_last_as_in_json_loads() -> None:
-    text = '{"positions":[{"notional":1,"strike":1,"barrier":1}],"positions":[{"notional":7,"strike":2,"barrier":1}]}'
-    assert [p.notional for p in positions_of(text)] == [7]
-    text = '{"positions":[{"notional":1,"strike":1,"barrier":1}],"positions":"none"}'
-    with pytest.raises(InputError, match="positions: must be a list of positions"):
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        # json.loads keeps the last of repeated keys: a financial input that says two things is an error
+        ('{"positions":[{"notional":1,"strike":1,"barrier":1}],"positions":[{"notional":7,"strike":2,"barrier":1}]}',
+         "p.json: positions: repeated key"),
+        ('{"positions":[{"notional":1,"strike":1,"barrier":1}],"positions":"none"}', "p.json: positions: repeated key"),
+        ('{"name":"a","name":"b","positions":[{"notional":1,"strike":1,"barrier":1}]}', "p.json: name: repeated key"),
+        ('{"market":{"spot":1,"spot":2},"positions":[{"notional":1,"strike":1,"barrier":1}]}',
+         "p.json: spot: repeated key"),
+        ('{"positions":[{"notional":1,"strike":1,"barrier":1},{"notional":1e7,"notional":2e7,"strike":1,"barrier":1}]}',
+         "p.json: position 1, field notional: repeated key"),
+        # aliases of one field are one field given twice too
+        ('{"positions":[{"notional":1,"strike":1,"barrier":1,"autocallBarrier":1}]}',
+         "position 0, field autocallBarrier"),
+    ],
+)  # fmt: skip
+def test_a_repeated_key_is_an_error_naming_it(text: str, message: str) -> None:
+    with pytest.raises(InputError, match=message):
         parse_portfolio(text, "p.json")
+
+
+def test_a_colon_inside_a_string_is_not_a_repeated_key() -> None:
+    text = '{"positions":[{"id":"desk:a:1","notional":1,"strike":1,"barrier":1}]}'
+    assert [p.id for p in positions_of(text)] == ["desk:a:1"]
+
+
+def test_duplicate_position_ids_are_an_error_naming_both_positions() -> None:
+    text = ('{"positions":[{"id":"a","notional":1,"strike":1,"barrier":1},{"id":"b","notional":1,"strike":1,'
+            '"barrier":1},{"id":"a","notional":2,"strike":1,"barrier":1}]}')  # fmt: skip
+    with pytest.raises(InputError, match=r"p.json: position 2: id 'a' is already the id of position 0"):
+        parse_portfolio(text, "p.json")
+    # positions without ids are fine, however many
+    text = '{"positions":[{"notional":1,"strike":1,"barrier":1},{"notional":1,"strike":1,"barrier":1}]}'
+    assert len(list(positions_of(text))) == 2
 
 
 @pytest.mark.parametrize(

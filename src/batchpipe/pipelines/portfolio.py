@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     AliasChoices,
     BaseModel,
     ConfigDict,
@@ -26,6 +27,7 @@ from pydantic import (
 )
 
 from batchpipe.errors import InputError
+from batchpipe.pricing import domain
 
 WORKSHOP_EXPIRIES = [
     "2020-06-19", "2020-12-18", "2021-06-18", "2021-12-17", "2022-06-17",
@@ -54,12 +56,23 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
 
 
+def _bounded(bound: domain.Bound) -> Any:
+    def check(value: float) -> float:
+        if not bound.contains(value):
+            raise ValueError(f"{value!r} is outside the accepted range {bound.text()} (see the README's model domain)")
+        return value
+
+    return check
+
+
 class Heston(_Model):
-    v0: NonNegative
-    kappa: Positive
-    theta: NonNegative
-    sigma: Positive
-    rho: Annotated[float, Field(gt=-1, lt=1)]
+    """Heston's parameters, within the domain the engine prices accurately (`batchpipe.pricing.domain`)."""
+
+    v0: Annotated[float, Field(allow_inf_nan=False), AfterValidator(_bounded(domain.HESTON["v0"]))]
+    kappa: Annotated[float, Field(allow_inf_nan=False), AfterValidator(_bounded(domain.HESTON["kappa"]))]
+    theta: Annotated[float, Field(allow_inf_nan=False), AfterValidator(_bounded(domain.HESTON["theta"]))]
+    sigma: Annotated[float, Field(allow_inf_nan=False), AfterValidator(_bounded(domain.HESTON["sigma"]))]
+    rho: Annotated[float, Field(allow_inf_nan=False), AfterValidator(_bounded(domain.HESTON["rho"]))]
 
 
 class VolSurface(_Model):
@@ -80,8 +93,10 @@ class VolSurface(_Model):
 
 class Market(_Model):
     spot: Positive = 3550.0
-    rate: Finite = 0.01
-    dividend_yield: Finite = Field(0.0, alias="dividendYield")
+    rate: Annotated[float, Field(allow_inf_nan=False), AfterValidator(_bounded(domain.RATE))] = 0.01
+    dividend_yield: Annotated[float, Field(allow_inf_nan=False), AfterValidator(_bounded(domain.DIVIDEND_YIELD))] = (
+        Field(0.0, alias="dividendYield")
+    )
     day_count: Literal["ACT/360", "ACT/365F"] = Field("ACT/360", alias="dayCount")
     vol_surface: VolSurface = Field(
         default_factory=lambda: VolSurface(
@@ -103,7 +118,7 @@ class Product(_Model):
 
 
 class Simulation(_Model):
-    paths: Annotated[int, Field(ge=2, le=100_000_000)] = 100_000
+    paths: Annotated[int, Field(ge=domain.MIN_PATHS, le=domain.MAX_PATHS)] = 100_000
     seed: Annotated[int, Field(ge=0, lt=2**63)] = 2019
     steps_per_year: Annotated[int, Field(ge=1, le=3650)] = Field(12, alias="stepsPerYear")
 
@@ -136,6 +151,16 @@ class Settings(_Model):
     market: Market = Field(default_factory=lambda: Market.model_validate({}))
     product: Product = Field(default_factory=lambda: Product.model_validate({}))
     simulation: Simulation = Field(default_factory=lambda: Simulation.model_validate({}))
+
+    @model_validator(mode="after")
+    def _expiries_after_valuation(self) -> Settings:
+        for i, expiry in enumerate(self.market.vol_surface.expiries):
+            if expiry <= self.valuation_date:
+                raise ValueError(
+                    f"market.volSurface.expiries[{i}]: {expiry.isoformat()} is not after the valuation date "
+                    f"{self.valuation_date.isoformat()}"
+                )
+        return self
 
 
 @dataclass(frozen=True)
@@ -201,7 +226,7 @@ def _describe(err: dict[str, Any], position: int | None = None) -> str:
     elif err["type"] == "missing":
         msg = "missing required field"
     msg = msg.removeprefix("Value error, ")
-    return f"{where}: {msg}"
+    return msg if not loc and position is None else f"{where}: {msg}"  # a whole-file check names its own fields
 
 
 _WS = re.compile(r"[ \t\n\r]*")
@@ -209,6 +234,36 @@ _WS = re.compile(r"[ \t\n\r]*")
 
 class _NotSimple(Exception):
     """The text is not one JSON object: json.loads says what is wrong with it."""
+
+
+class _Repeated(Exception):
+    """A JSON object names the same key twice (json.loads would keep the last silently)."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _no_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _Repeated(key)
+            seen.add(key)
+    return out
+
+
+def _repeated_key(text: str) -> str | None:
+    """The first key some object of this JSON text names twice, or None."""
+    try:
+        json.loads(text, object_pairs_hook=_no_repeats)
+    except _Repeated as exc:
+        return exc.key
+    except ValueError:
+        return None  # not JSON: the validator says so
+    return None
 
 
 def _scan(text: str) -> tuple[dict[str, str], array[int] | None]:
@@ -246,8 +301,9 @@ def _scan(text: str) -> tuple[dict[str, str], array[int] | None]:
             if text[i : i + 1] != ":":
                 raise _NotSimple
             i = skip(i + 1)
+            if key in members or (key == "positions" and spans is not None):
+                raise _Repeated(key)
             if key == "positions" and text[i : i + 1] == "[":
-                members.pop(key, None)
                 spans = array("q")
                 i = skip(i + 1)
                 if text[i : i + 1] == "]":
@@ -300,10 +356,15 @@ def parse_portfolio(text: str, source: str) -> Portfolio:
         except json.JSONDecodeError as exc:
             raise InputError(f"{source}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
         raise InputError(f"{source}: a portfolio must be a JSON object with a 'positions' list") from None
+    except _Repeated as exc:
+        raise InputError(f"{source}: {exc.key}: repeated key (each field may appear once)") from None
     errors: list[str] = []
     count = 0
     settings = None
     header = "{" + ",".join(f"{json.dumps(k)}:{v}" for k, v in members.items() if k != "positions") + "}"
+    repeated = _repeated_key(header)
+    if repeated is not None:
+        raise InputError(f"{source}: {repeated}: repeated key (each field may appear once)")
     try:
         settings = Settings.model_validate_json(header)
     except ValidationError as exc:
@@ -318,14 +379,34 @@ def parse_portfolio(text: str, source: str) -> Portfolio:
         errors.append("positions: the portfolio has no positions")
         count += 1
     else:
+        ids: dict[str, int] = {}
         for i in range(0, len(spans), 2):
+            index, raw = i // 2, text[spans[i] : spans[i + 1]]
+            problem = None
             try:
-                Position.model_validate_json(text[spans[i] : spans[i + 1]])
+                position = Position.model_validate_json(raw)
             except ValidationError as exc:
                 found = exc.errors(include_url=False)
                 if not errors:
-                    errors.append(_describe(dict(found[0]), position=i // 2))
+                    errors.append(_describe(dict(found[0]), position=index))
                 count += len(found)
+                continue
+            # a colon per key when no key repeats (a cheap test; the exact one only when it cannot tell)
+            if raw.count(":") != len(position.model_fields_set) and (key := _repeated_key(raw)) is not None:
+                problem = f"position {index}, field {key}: repeated key (each field may appear once)"
+            elif position.id is not None and position.id in ids:
+                problem = f"position {index}: id {position.id!r} is already the id of position {ids[position.id]}"
+            elif settings is not None and position.observation_dates is not None:
+                first = position.observation_dates[0]
+                if first <= settings.valuation_date:
+                    problem = (f"position {index}, field observationDates[0]: {first.isoformat()} is not after the "
+                               f"valuation date {settings.valuation_date.isoformat()}")  # fmt: skip
+            if position.id is not None:
+                ids.setdefault(position.id, index)
+            if problem is not None:
+                if not errors:
+                    errors.append(problem)
+                count += 1
     if errors or settings is None or spans is None:
         raise _first_error(source, errors, count)
     return Portfolio(settings, source, text, spans)

@@ -51,3 +51,8 @@ def heston_problems(v0: float, kappa: float, theta: float, sigma: float, rho: fl
         for name, bound in HESTON.items()
         if not bound.contains(values[name])
     ]
+
+
+# Monte Carlo paths, from the file's simulation.paths or --paths: one rule for every backend
+MIN_PATHS = 2
+MAX_PATHS = 100_000_000
