@@ -132,8 +132,8 @@ def test_frame_filename_is_blenders_naming(frame: int, name: str) -> None:
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("1-48", (1, 48)), ("5", (5, 5)), (" 3 - 7 ", (3, 7)), ("0-0", (0, 0)), ("-5--1", (-5, -1)), ("-3-2", (-3, 2)),
-     ("-3", (-3, -3)), ("9-9", (9, 9)), ("0010-0012", (10, 12))],
+    [("1-48", (1, 48)), ("5", (5, 5)), (" 3 - 7 ", (3, 7)), ("0-0", (0, 0)), ("9-9", (9, 9)),
+     ("0010-0012", (10, 12)), ("0-1048574", (0, 1_048_574))],
 )  # fmt: skip
 def test_parse_frames_option(text: str, expected: tuple[int, int]) -> None:
     assert parse_frames_option(text) == expected
@@ -142,6 +142,13 @@ def test_parse_frames_option(text: str, expected: tuple[int, int]) -> None:
 @pytest.mark.parametrize("text", ["", " ", "a-b", "1-", "-", "1:5", "1-2-3", "1.5-3", "1,2", "5-3", "-1--5", "1 2"])
 def test_parse_frames_option_rejects(text: str) -> None:
     with pytest.raises(ValueError, match="--frames"):
+        parse_frames_option(text)
+
+
+@pytest.mark.parametrize("text", ["-1-2", "-5--1", "-3", "-3-2", "0-1048575", "1048575"])
+def test_parse_frames_option_rejects_frames_blender_cannot_render(text: str) -> None:
+    # Blender's -s/-e read "-N" as N frames before the scene's end: `--frames -1-2` rendered frames 0-3
+    with pytest.raises(ValueError, match=r"frames start at 0|up to 1,048,574"):
         parse_frames_option(text)
 
 

@@ -40,12 +40,18 @@ Doc = dict[str, Any]
 
 def tool(name: str) -> str:
     """Path of blender, ffmpeg or ffprobe: $BATCHPIPE_<NAME> or the PATH."""
-    found = os.environ.get(f"BATCHPIPE_{name.upper()}") or shutil.which(name)
+    variable = f"BATCHPIPE_{name.upper()}"
+    given = os.environ.get(variable)
+    if given:
+        found = shutil.which(given)
+        if not found:
+            raise InputError(f"{variable}={given}: no such executable")
+        return found
+    found = shutil.which(name)
     if not found:
-        raise BatchpipeError(
+        raise InputError(
             f"{name} not found on PATH",
-            f"install it (Debian: apt-get install {'blender' if name == 'blender' else 'ffmpeg'}) "
-            f"or set BATCHPIPE_{name.upper()}",
+            f"install it (Debian: apt-get install {'blender' if name == 'blender' else 'ffmpeg'}) or set {variable}",
         )
     return found
 

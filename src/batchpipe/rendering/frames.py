@@ -55,13 +55,26 @@ def frame_filename(frame: int) -> str:
     return f"-{-frame:04d}.png" if frame < 0 else f"{frame:04d}.png"
 
 
+MAX_FRAME = 1_048_574  # Blender's MAXFRAME
+
+
 def parse_frames_option(text: str) -> tuple[int, int]:
-    """'START-END' (either may be negative, e.g. '-5--1') or a single frame 'N'."""
+    """'START-END' or a single frame 'N', frames 0 to Blender's 1,048,574.
+
+    Negative frames are refused: Blender's command line reads '-N' as N frames before the scene's end (and a
+    scene's own range cannot start below 0), so it would render other frames than the ones asked for."""
     m = re.fullmatch(r"\s*(-?\d+)\s*(?:-\s*(-?\d+)\s*)?", text)
     if not m:
         raise ValueError(f"--frames {text!r}: expected START-END, e.g. 1-48")
     start = int(m.group(1))
     end = int(m.group(2)) if m.group(2) is not None else start
+    if start < 0 or end < 0:
+        raise ValueError(
+            f"--frames {text!r}: frames start at 0 (Blender reads a negative frame as counted back from the scene's "
+            "end, so it cannot render frames below 0)"
+        )
+    if end > MAX_FRAME:
+        raise ValueError(f"--frames {text!r}: Blender renders frames up to {MAX_FRAME:,}")
     if end < start:
         raise ValueError(f"--frames {text!r}: the range has no frames (END is before START)")
     return start, end
