@@ -41,7 +41,8 @@ def shard_uri(output: str, shard: int) -> str:
 
 
 def write_json(uri: str, doc: Doc, indent: int | None = None) -> None:
-    storage.write_text(uri, json.dumps(doc, indent=indent) + "\n")
+    """Strict JSON (a NaN or Infinity is a bug upstream, never written: JSON.parse must read every file)."""
+    storage.write_text(uri, json.dumps(doc, indent=indent, allow_nan=False) + "\n")
 
 
 def read_json(uri: str) -> Doc:
@@ -168,13 +169,13 @@ def collate_montecarlo(output: str, plan: Doc) -> Doc:
             first = True
             for shard, positions, result in shard_inputs(output, plan):
                 for row in collation.add(shard, positions, result):
-                    rows_fh.write(("    " if first else ",\n    ") + json.dumps(row))
+                    rows_fh.write(("    " if first else ",\n    ") + json.dumps(row, allow_nan=False))
                     first = False
                     writer.writerow(mc.csv_row(row))
                     if len(preview) < PREVIEW_ROWS:
                         preview.append(row)
         summary = collation.summary()
-        head = json.dumps(summary, indent=2)
+        head = json.dumps(summary, indent=2, allow_nan=False)
         with open(json_tmp, "w", encoding="utf-8") as out, open(rows_tmp, encoding="utf-8") as rows_in:
             out.write(head[:-2] + ',\n  "positions": [\n')  # the summary's closing "\n}" comes after the rows
             while chunk := rows_in.read(1 << 20):

@@ -24,3 +24,7 @@ class InputError(BatchpipeError):
     """The input file or an option is invalid: nothing was started or written."""
 
     exit_code = 2
+
+
+class Interrupted(BatchpipeError):
+    """The user stopped the run (Ctrl-C): what finished is kept, and the message says how to resume."""

@@ -12,6 +12,24 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+def umask() -> int:
+    """The process's umask, read without changing it (Linux's /proc); elsewhere by setting and restoring it."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def file_mode() -> int:
+    """0666 less the umask: what open() gives a new file (mkstemp's 0600 would hide results from a shared group)."""
+    return 0o666 & ~umask()
+
+
 def is_s3(uri: str) -> bool:
     return uri.startswith("s3://")
 
@@ -87,6 +105,7 @@ def write_bytes(uri: str, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, file_mode())
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
         os.replace(tmp, path)
@@ -119,6 +138,7 @@ def staging_file(uri: str) -> str:
         path = Path(uri)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.fchmod(fd, file_mode())  # the file it becomes is shared like any other: follow the umask
     os.close(fd)
     return tmp
 

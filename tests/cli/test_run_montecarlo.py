@@ -85,19 +85,31 @@ def test_more_paths_shrink_the_standard_error(tmp_path: Path, write_json: Any) -
     assert 0.1 < many["totalStderr"] / few["totalStderr"] < 0.5
 
 
-def test_failing_position_gives_partial_and_exit_1(tmp_path: Path, write_json: Any) -> None:
-    doc = small_portfolio()
-    doc["positions"][2]["observationDates"] = ["2019-06-01", "2021-01-04"]
+def test_a_failing_shard_gives_partial_and_exit_1_counting_every_failed_position(
+    tmp_path: Path, write_json: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from batchpipe.pipelines import montecarlo as mc
+
+    real = mc.price_chunk
+
+    def price_chunk(plan: dict[str, Any], shard: int, positions: Any, chunk: int) -> dict[str, Any]:
+        if shard == 12:
+            raise RuntimeError("injected failure")
+        return real(plan, shard, positions, chunk)
+
+    monkeypatch.setattr(mc, "price_chunk", price_chunk)  # forked workers inherit it
+    doc = small_portfolio(positions=[small_portfolio()["positions"][i % 5] | {"id": str(i)} for i in range(150)])
     out = tmp_path / "o"
-    result = run(str(write_json(doc)), "--local", "--output", str(out))
+    result = run(str(write_json(doc)), "--local", "--output", str(out), "--positions-per-job", "10")
     assert result.exit_code == 1
     res = json.loads((out / "results.json").read_text())
-    assert res["status"] == "PARTIAL"
-    bad = res["positions"][2]
-    assert bad["pv"] is None and "2019-06-01" in bad["error"] and "valuation date" in bad["error"]
-    assert all(p["pv"] is not None for i, p in enumerate(res["positions"]) if i != 2)
-    assert res["totalPv"] == pytest.approx(sum(p["pv"] for i, p in enumerate(res["positions"]) if i != 2))
-    assert "PARTIAL" in result.output
+    assert res["status"] == "PARTIAL" and res["failedCount"] == 10 and res["failedPositions"] == list(range(120, 130))
+    failed = [p for p in res["positions"] if p["error"]]
+    assert [p["index"] for p in failed] == list(range(120, 130))
+    assert all("injected failure" in p["error"] and p["pv"] is None for p in failed)
+    assert res["totalPv"] == pytest.approx(sum(p["pv"] for p in res["positions"] if not p["error"]))
+    # every failure is past the 100-row preview: the count is the run's (it read "0 of 100" before)
+    assert "PARTIAL: 10 of 150 positions not priced" in " ".join(result.stderr.split())
 
 
 BAD_INPUTS = [
@@ -113,6 +125,40 @@ BAD_INPUTS = [
     (json.dumps(small_portfolio(positions=[])), "positions: the portfolio has no positions"),
     (json.dumps(small_portfolio(simulation={"paths": "many"})), "simulation.paths: Input should be a valid integer"),
     ("[1, 2]", "must be a JSON object"),
+    # inputs the engine cannot price are refused when the file is read (they ended in FAILED files, exit 1)
+    (json.dumps(small_portfolio(positions=[{"notional": 1, "strike": 1, "barrier": 1},
+                                           {"notional": 1, "strike": 1, "barrier": 1,
+                                            "observationDates": ["2019-06-01", "2021-01-04"]}])),
+     "position 1, field observationDates[0]: 2019-06-01 is not after the valuation date 2019-11-20"),
+    (json.dumps(small_portfolio(positions=[{"notional": 1, "strike": 1, "barrier": 1,
+                                            "observationDates": ["2019-11-20"]}])),
+     "position 0, field observationDates[0]: 2019-11-20 is not after the valuation date"),
+    (json.dumps(small_portfolio(positions=[{"notional": 1, "strike": 1, "barrier": 1,
+                                            "observationDates": ["2021-06-01", "2020-06-01"]}])),
+     "position 0, field observationDates: observation dates must be strictly increasing"),
+    (json.dumps(small_portfolio(valuationDate="2020-07-01", market={})),
+     "market.volSurface.expiries[0]: 2020-06-19 is not after the valuation date 2020-07-01"),
+    (json.dumps(small_portfolio(market={"heston": {"v0": 0.04, "kappa": 1, "theta": 0, "sigma": 0.3, "rho": -0.5}})),
+     "market.heston.theta: 0.0 is outside the accepted range"),
+    (json.dumps(small_portfolio(market={"heston": {"v0": 0, "kappa": 1, "theta": 0, "sigma": 0.3, "rho": -0.5}})),
+     "market.heston.theta: 0.0 is outside the accepted range"),
+    (json.dumps(small_portfolio(market={"rate": 1000, "heston": {"v0": 0.04, "kappa": 1, "theta": 0.04, "sigma": 0.3,
+                                                                 "rho": -0.5}})),
+     "market.rate: 1000.0 is outside the accepted range [-1, 1]"),
+    (json.dumps(small_portfolio(market={"dividendYield": -1000})),
+     "market.dividendYield: -1000.0 is outside the accepted range [-1, 1]"),
+    (json.dumps(small_portfolio(market={"heston": {"v0": 0.04, "kappa": 1e6, "theta": 0.04, "sigma": 0.3,
+                                                   "rho": -0.5}})),
+     "market.heston.kappa: 1000000.0 is outside the accepted range"),
+    (json.dumps(small_portfolio(market={"heston": {"v0": 0.04, "kappa": 1, "theta": 0.04, "sigma": 0.3, "rho": -1}})),
+     "market.heston.rho: -1.0 is outside the accepted range [-0.999, 0.999]"),
+    (json.dumps(small_portfolio(simulation={"paths": 100_000_001})),
+     "simulation.paths: Input should be less than or equal to 100000000"),
+    ('{"name":"a","positions":[{"notional":1e7,"notional":2e7,"strike":3550,"barrier":1}]}',
+     "position 0, field notional: repeated key"),
+    (json.dumps(small_portfolio(positions=[{"id": "x", "notional": 1, "strike": 1, "barrier": 1},
+                                           {"id": "x", "notional": 2, "strike": 1, "barrier": 1}])),
+     "position 1: id 'x' is already the id of position 0"),
 ]  # fmt: skip
 
 
@@ -155,6 +201,8 @@ def test_without_local_and_without_aws_credentials_says_what_to_do(
     finally:
         clients.configure()
     assert result.exit_code == 2 and "no AWS credentials found" in result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert line.endswith("or add --local to run on this machine)")  # the engine that needs no account
     assert not (tmp_path / "o").exists()
 
 
@@ -164,3 +212,21 @@ def test_every_command_has_help_with_an_example() -> None:
         assert CliRunner().invoke(main, [*args, "--help"]).exit_code == 0
     for args in commands:
         assert "Example" in CliRunner().invoke(main, [*args, "--help"]).output, args
+
+
+def test_paths_are_rounded_up_to_the_sampling_layout_and_both_are_reported(tmp_path: Path, write_json: Any) -> None:
+    out = tmp_path / "o"
+    result = run(str(write_json(small_portfolio())), "--local", "--output", str(out), "--paths", "1000")
+    assert result.exit_code == 0
+    sim = json.loads((out / "results.json").read_text())["simulation"]
+    assert (sim["paths"], sim["pathsRequested"]) == (1024, 1000)  # 64 blocks of 8 antithetic pairs
+    assert "1,024 paths for 1,000 requested" in " ".join(result.stdout.split())
+    assert "100,000 runs 100,096" in " ".join(CliRunner().invoke(main, ["run", "montecarlo", "--help"]).stdout.split())
+
+
+@pytest.mark.parametrize("local", [["--local"], []])
+def test_paths_above_the_files_cap_are_refused_on_every_backend(tmp_path: Path, local: list[str]) -> None:
+    # the file caps simulation.paths at 1e8; --paths 100000001 ran for minutes locally while AWS refused it
+    result = run(str(EXAMPLE), *local, "--paths", "100000001", "--output", str(tmp_path / "o"))
+    assert result.exit_code == 2 and "100000001 is not in the range 2<=x<=100000000" in result.stderr
+    assert not (tmp_path / "o").exists()

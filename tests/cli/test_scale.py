@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import CliRunner
 
 from batchpipe import artifacts
@@ -20,7 +21,6 @@ def many_positions(n: int) -> dict[str, Any]:
     positions = [
         {"notional": 1e6 * (1 + i % 5), "strike": strikes[i % 4], "barrier": 0.9 + 0.01 * (i % 3)} for i in range(n)
     ]
-    positions[17]["observationDates"] = ["2019-01-02"]  # before the valuation date: a failed position
     return small_portfolio(positions=positions, simulation={"paths": 64, "seed": 5})
 
 
@@ -38,6 +38,8 @@ def test_stored_plan_shards_and_streamed_collate_equal_the_in_memory_pipeline(tm
     results = []
     for shard in range(plan["shards"]):
         result = mc.price_shard(plan, shard, mc.shard_slice(plan, positions, shard))
+        if shard == 3:  # a shard that failed: its five positions carry the error
+            result = mc.failed_shard(plan, shard, mc.shard_slice(plan, positions, shard), "shard 3 failed")
         artifacts.write_json(artifacts.shard_uri(out, shard), result)
         results.append(result)
     summary = artifacts.collate_montecarlo(out, stored)
@@ -45,17 +47,34 @@ def test_stored_plan_shards_and_streamed_collate_equal_the_in_memory_pipeline(tm
     assert json.loads((tmp_path / "results.json").read_text()) == in_memory
     assert summary == in_memory  # fewer than PREVIEW_ROWS: the preview is every row
     assert in_memory["status"] == "PARTIAL" and in_memory["positionCount"] == 53
-    assert in_memory["failedCount"] == 1 and in_memory["failedPositions"] == [17]
+    assert in_memory["failedCount"] == 5 and in_memory["failedPositions"] == [15, 16, 17, 18, 19]
     assert (tmp_path / "results.csv").read_text().count("\n") == 54
     assert not list(tmp_path.glob(".*.tmp"))  # no staging files left behind
 
 
-def test_a_long_table_shows_its_first_rows_and_json_prints_every_position(tmp_path: Path, write_json: Any) -> None:
+def fails_on_shard(shard: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make one shard's pricing raise, in this process and in the worker processes it forks."""
+    real = mc.price_chunk
+
+    def price_chunk(plan: dict[str, Any], index: int, positions: Any, chunk: int) -> dict[str, Any]:
+        if index == shard:
+            raise RuntimeError(f"shard {index} broke")
+        return real(plan, index, positions, chunk)
+
+    monkeypatch.setattr(mc, "price_chunk", price_chunk)
+
+
+def test_a_long_table_shows_its_first_rows_and_json_prints_every_position(
+    tmp_path: Path, write_json: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = write_json(many_positions(130))
-    args = ["run", "montecarlo", str(path), "--local", "--job-name", "long", "--positions-per-job", "40"]
+    fails_on_shard(12, monkeypatch)  # positions 120-129
+    args = ["run", "montecarlo", str(path), "--local", "--job-name", "long", "--positions-per-job", "10"]
     table = CliRunner().invoke(main, [*args, "--output", str(tmp_path / "t")], catch_exceptions=False)
-    assert table.exit_code == 1  # position 17 failed: PARTIAL
-    assert "First 100 of 130 positions shown; 1 failed" in " ".join(table.stdout.split())
+    assert table.exit_code == 1  # shard 12 failed: PARTIAL
+    assert "First 100 of 130 positions shown; 10 failed" in " ".join(table.stdout.split())
+    # the count is the run's, not the preview's (it said "0 of 100" when every failure was past the preview)
+    assert "PARTIAL: 10 of 130 positions not priced" in " ".join(table.stderr.split())
     assert "│ 99 │" in table.stdout and "│ 100 │" not in table.stdout
     printed = CliRunner().invoke(main, [*args, "--output", str(tmp_path / "j"), "--json"], catch_exceptions=False)
     doc = json.loads(printed.stdout)

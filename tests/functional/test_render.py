@@ -109,23 +109,23 @@ def test_range_from_5_not_divisible_odd_size_fps_12_zstd(blend_scene: Any, tmp_p
     assert doc["videoInfo"]["frames"] == 7 and (doc["videoInfo"]["width"], doc["videoInfo"]["height"]) == (34, 26)
     boxes = top_level_boxes(out / "output.mp4")
     assert boxes.index("moov") < boxes.index("mdat"), boxes  # +faststart
-    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no partial video left behind
+    # no partial video left behind, and the lock is released: only the run's marker remains of batchpipe's own
+    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == [".batchpipe-run.json"]
 
 
-def test_negative_frames_step_2_ntsc_rate_uncompressed(blend_scene: Any, tmp_path: Path) -> None:
-    # a scene's own range starts at 0 or later (Blender clamps frame_start), so negative frames come from --frames
+def test_frames_from_0_step_2_ntsc_rate_uncompressed(blend_scene: Any, tmp_path: Path) -> None:
     blend = blend_scene(start=0, end=5, step=2, fps=30, fps_base=1.001, compress=False)
     assert inspect_blend(blend).compression == "none"
     assert blend.read_bytes()[:7] == b"BLENDER"
     out = tmp_path / "out"
-    result = render(blend, out, "--frames", "-4-3", "--frames-per-job", "3")
+    result = render(blend, out, "--frames", "0-7", "--frames-per-job", "3")
     assert result.exit_code == 0, result.output + result.stderr
     doc = json.loads((out / "render.json").read_text())
     assert doc["status"] == "SUCCEEDED", doc
-    assert (doc["frameStart"], doc["frameEnd"], doc["frameStep"], doc["frames"], doc["shards"]) == (-4, 3, 2, 4, 2)
-    # the names Blender wrote ('-0004.png') are the names batchpipe expects; 4 would be past the end
-    assert listing(out / "frames") == sorted(names(-4, -2, 0, 2))
-    assert doc["framesRendered"] == names(-4, -2, 0, 2)
+    assert (doc["frameStart"], doc["frameEnd"], doc["frameStep"], doc["frames"], doc["shards"]) == (0, 7, 2, 4, 2)
+    # frame 0 is '0000.png'; 8 would be past the end
+    assert listing(out / "frames") == sorted(names(0, 2, 4, 6))
+    assert doc["framesRendered"] == names(0, 2, 4, 6)
     assert doc["frameRate"] == "30000/1001"
     video = probe(out / "output.mp4")
     assert video["r_frame_rate"] == "30000/1001" and int(video["nb_read_frames"]) == 4

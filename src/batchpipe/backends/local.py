@@ -8,9 +8,9 @@ so results do not depend on --workers. Each shard's result is written as soon as
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
-import shutil
 import subprocess
 import threading
 from collections.abc import Callable, Sequence
@@ -20,8 +20,8 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, TypeVar
 
-from batchpipe import artifacts
-from batchpipe.errors import BatchpipeError
+from batchpipe import artifacts, rundir
+from batchpipe.errors import InputError, Interrupted
 from batchpipe.pipelines import montecarlo as mc
 from batchpipe.pipelines import render as rp
 from batchpipe.pipelines.portfolio import Portfolio
@@ -35,7 +35,22 @@ _WORKER: dict[str, Any] = {}
 
 
 def default_workers() -> int:
+    """The cores this process may run on."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def worker_count(requested: int | None, work: int, what: str) -> tuple[int, str | None]:
+    """Processes to start: what was asked (default: every core), but never more than the cores or the units of
+    work; the message says why when a request was cut."""
+    cores = default_workers()
+    n = max(1, min(requested or cores, cores, work))
+    if requested is None or n == requested:
+        return n, None
+    if n == cores:
+        why = f"this machine has {cores} core{'s' * (cores != 1)}"
+    else:
+        why = f"the run has {work} {what}{'s' * (work != 1)} to do"
+    return n, f"--workers {requested}: using {n} ({why})"
 
 
 def _init_worker(plan: Doc, output_dir: str) -> None:
@@ -134,18 +149,31 @@ def run_montecarlo(
     seed: int | None = None,
     workers: int | None = None,
     fresh: bool = False,
+    force: bool = False,
+    max_calibration_rmse: float | None = None,
 ) -> Doc:
     """Preprocess, price every shard, collate; write the plan, shard results, results.json and results.csv.
 
-    A re-run of the same job into the same directory resumes: when its plan is identical, the shards whose results
-    are there and complete are kept and only the others are priced (unless `fresh`). Returns the results document
-    with its first rows (all of them are in the files).
+    The output directory is claimed first (`batchpipe.rundir`): a new or empty directory, or an earlier run of the
+    same job, never another non-empty one unless `force`, and one run at a time. A re-run of the same job resumes:
+    when its plan is identical, the shards whose results are there and complete are kept and only the others are
+    priced (unless `fresh`). Returns the results document with its first rows (all of them are in the files).
     """
-    progress.stage("preprocess", "Calibrating and planning")
+    progress.stage("preprocess", f"{job_name}: calibrating and planning")
     builder = mc.PlanBuilder(portfolio, job_name, positions_per_job=positions_per_job, paths=paths, seed=seed)
+    mc.calibration_gate(builder, max_calibration_rmse, progress.warn)  # before anything is written
+    with rundir.claim(Path(output_dir), "montecarlo", job_name, force=force, input_name=portfolio.source,
+                      warn=progress.warn) as run:  # fmt: skip
+        doc = _price(builder, job_name, output_dir, progress, workers, fresh, run.earlier is not None)
+        run.finish(doc["status"])
+    return doc
+
+
+def _price(builder: mc.PlanBuilder, job_name: str, output_dir: str, progress: Progress, workers: int | None,
+           fresh: bool, resumable: bool) -> Doc:  # fmt: skip
     plan = artifacts.write_plan(output_dir, builder)
     shards = int(plan["shards"])
-    done: set[int] = set() if fresh else artifacts.complete_shards(output_dir, plan)
+    done: set[int] = set() if fresh or not resumable else artifacts.complete_shards(output_dir, plan)
     if done:
         progress.warn(f"resuming {job_name}: {len(done)} of {shards} shards already priced (--fresh starts over)")
     chunks = int(plan["simulation"]["chunks"])
@@ -180,7 +208,9 @@ def run_montecarlo(
             artifacts.write_json(artifacts.shard_uri(output_dir, shard), result)
         progress.advance()
 
-    n_workers = workers or default_workers()
+    n_workers, note = worker_count(workers, len(tasks), "task")
+    if note:
+        progress.warn(note)
     progress.stage(
         "price",
         f"Pricing {plan['positionCount']:,} positions x {plan['simulation']['paths']:,} paths",
@@ -189,7 +219,7 @@ def run_montecarlo(
     try:
         run_pool(tasks, _price_task, n_workers, on_result, _init_worker, (plan, output_dir))
     except KeyboardInterrupt:
-        raise BatchpipeError(
+        raise Interrupted(
             f"interrupted: {finished} of {shards} shards finished and kept in {output_dir}/shards",
             f"run the same command with --job-name {job_name} to resume",
         ) from None
@@ -209,32 +239,64 @@ def run_render(
     resolution_percentage: int | None = None,
     samples: int | None = None,
     fresh: bool = False,
+    force: bool = False,
 ) -> Doc:
     """Inspect, render the shards on parallel Blender processes, stitch; write frames/, output.mp4, render.json.
 
-    Shards run on threads (each waits on its own Blender process); Blender's threads are divided among them.
-    Progress counts frames as Blender saves them. A re-run of the same job into the same directory resumes: when its
-    plan is identical (same file bytes, scene, frames, size, samples, frames per job), the shards whose results are
-    complete and whose frames are all valid PNGs are kept and only the others are rendered (unless `fresh`); any
-    other plan starts clean, so old frames never mix with new ones. Ctrl-C stops the Blender processes and keeps
-    the finished shards.
+    The output directory is claimed as for Monte Carlo (`batchpipe.rundir`). Shards run on threads (each waits on
+    its own Blender process); Blender's threads are divided among them. Progress counts frames as Blender saves
+    them. A re-run of the same job into the same directory resumes: when its plan is identical (same file bytes,
+    scene, frames, size, samples, frames per job), the shards whose results are complete and whose frames are all
+    valid PNGs are kept and only the others are rendered (unless `fresh`); any other plan first removes the files
+    the earlier plan wrote (its frames, logs and shard results, by name), so old frames never mix with new ones,
+    and nothing else in the directory is touched. Ctrl-C stops the Blender processes and keeps the finished shards.
     """
-    progress.stage("preprocess", "Inspecting the scene")
+    progress.stage("preprocess", f"{job_name}: inspecting the scene")
     plan = rp.preprocess(
         blend, job_name, frames_per_job, frames=frames, resolution_percentage=resolution_percentage, samples=samples
     )
-    rp.tool("blender")
-    rp.tool("ffmpeg")
+    for name in ("blender", "ffmpeg", "ffprobe"):
+        rp.tool(name)
+    with rundir.claim(output_dir, "render", job_name, force=force, input_name=str(blend),
+                      warn=progress.warn) as run:  # fmt: skip
+        doc = _render(plan, blend, job_name, output_dir, progress, workers, fresh, run.earlier is not None)
+        run.finish(doc["status"])
+    return doc
+
+
+def _earlier_plan(output_dir: Path) -> Doc | None:
+    try:
+        return artifacts.read_json(artifacts.plan_uri(str(output_dir)))
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def _remove_plan_files(output_dir: Path, plan: Doc) -> None:
+    """Delete what a render plan wrote, by name: its frames, shard logs and shard results (nothing else)."""
+    try:
+        shards = range(int(plan["shards"]))
+        frames = rp.all_frames(plan)
+    except (KeyError, TypeError, ValueError):
+        return
+    for f in frames:
+        (output_dir / "frames" / frame_filename(f)).unlink(missing_ok=True)
+    for shard in shards:
+        (output_dir / "logs" / f"shard-{shard:05d}.log").unlink(missing_ok=True)
+        Path(artifacts.shard_uri(str(output_dir), shard)).unlink(missing_ok=True)
+
+
+def _render(plan: Doc, blend: Path, job_name: str, output_dir: Path, progress: Progress, workers: int | None,
+            fresh: bool, resumable: bool) -> Doc:  # fmt: skip
     out = str(output_dir)
     shards = int(plan["shards"])
     frames_dir = output_dir / "frames"
     logs_dir = output_dir / "logs"
-    kept = {} if fresh else _rendered_shards(output_dir, plan)
+    earlier = _earlier_plan(output_dir) if resumable else None
+    kept = {} if fresh or earlier is None else _rendered_shards(output_dir, plan, earlier)
     if kept:
         progress.warn(f"resuming {job_name}: {len(kept)} of {shards} shards already rendered (--fresh starts over)")
-    else:  # start clean: old frames never mix with new ones
-        for stale in (frames_dir, logs_dir, output_dir / "shards"):
-            shutil.rmtree(stale, ignore_errors=True)
+    elif earlier is not None:  # start clean: the earlier plan's frames never mix with this plan's
+        _remove_plan_files(output_dir, earlier)
     for stale_file in ("output.mp4", ".output.mp4.partial.mp4", "render.json"):  # always rebuilt
         (output_dir / stale_file).unlink(missing_ok=True)
     todo = [s for s in range(shards) if s not in kept]
@@ -244,7 +306,9 @@ def run_render(
         Path(artifacts.shard_uri(out, shard)).unlink(missing_ok=True)
     logs_dir.mkdir(parents=True, exist_ok=True)
     artifacts.write_json(artifacts.plan_uri(out), plan)
-    n_workers = max(1, min(workers or default_workers(), len(todo)))
+    n_workers, note = worker_count(workers, len(todo), "shard")
+    if note:
+        progress.warn(note)
     threads = threads_per_process(default_workers(), n_workers)
     results: list[Doc | None] = [kept.get(s) for s in range(shards)]
     lock = threading.Lock()
@@ -286,7 +350,7 @@ def run_render(
         _stop_processes(running)
         pool.shutdown(wait=True)
         done = sum(1 for r in results if r is not None and not r["error"])
-        raise BatchpipeError(
+        raise Interrupted(
             f"interrupted: {done} of {shards} shards rendered and kept in {frames_dir}",
             f"run the same command with --job-name {job_name} to resume",
         ) from None
@@ -301,13 +365,9 @@ def run_render(
     return doc
 
 
-def _rendered_shards(output_dir: Path, plan: Doc) -> dict[int, Doc]:
-    """Shards a previous run of the very same plan rendered completely, with every frame still a valid PNG."""
-    try:
-        previous = artifacts.read_json(artifacts.plan_uri(str(output_dir)))
-    except (FileNotFoundError, ValueError):
-        return {}
-    if previous.get("planHash") != plan["planHash"]:
+def _rendered_shards(output_dir: Path, plan: Doc, earlier: Doc) -> dict[int, Doc]:
+    """Shards an earlier run of the very same plan rendered completely, with every frame still a valid PNG."""
+    if earlier.get("planHash") != plan["planHash"]:
         return {}
     results = artifacts.read_shard_results(str(output_dir), plan)
     frames_dir = output_dir / "frames"
@@ -329,3 +389,73 @@ def _stop_processes(procs: list[subprocess.Popen[str]], grace: float = 5.0) -> N
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+DEFAULT_ROOT = Path("batchpipe-runs")
+
+
+def run_directory(run: str | None, root: Path = DEFAULT_ROOT) -> Path | None:
+    """Where a local run named on the command line lives: a directory path, or a job name under root."""
+    if run is None:
+        return None
+    given = Path(run)
+    if rundir.describe(given) is not None:
+        return given
+    if rundir.describe(root / run) is not None:
+        return root / run
+    return None
+
+
+def run_status(directory: Path) -> Doc:
+    """A local run's state (`batchpipe.rundir.describe`) and how far it got: shards with a result of the run's
+    plan, and for a render the plan's frames on disk."""
+    info = rundir.describe(directory)
+    if info is None:
+        raise InputError(f"{directory}: not a batchpipe run directory")
+    try:
+        plan = artifacts.read_plan(str(directory))
+    except (FileNotFoundError, ValueError):
+        return info | {"shards": None, "shardsDone": None}
+    shards = int(plan.get("shards") or 0)
+    done = 0
+    for shard in range(shards):
+        result = artifacts.read_shard_result(str(directory), plan, shard)
+        if result is not None and result.get("planHash") == plan.get("planHash") and not (
+                result.get("error") or result.get("missing")):  # fmt: skip
+            done += 1
+    extra: Doc = {"shards": shards, "shardsDone": done}
+    if info["pipeline"] == "render":
+        names = {frame_filename(f) for f in rp.all_frames(plan)}
+        extra["frames"] = {"rendered": len(names & _names(directory / "frames")), "total": len(names)}
+    elif "positionCount" in plan:
+        extra["positions"] = plan["positionCount"]
+    return info | extra
+
+
+def _names(directory: Path) -> set[str]:
+    return {p.name for p in directory.iterdir()} if directory.is_dir() else set()
+
+
+def result_document(directory: Path, rows: int = artifacts.PREVIEW_ROWS) -> Doc | None:
+    """A local run's collated result with its first `rows` positions (Monte Carlo), or render.json; None before
+    collation. results.json is read line by line (it has one position per line), never whole."""
+    info = rundir.describe(directory)
+    if info is None:
+        raise InputError(f"{directory}: not a batchpipe run directory")
+    if info["pipeline"] == "render":
+        try:
+            return artifacts.read_json(str(directory / "render.json"))
+        except (FileNotFoundError, ValueError):
+            return None
+    try:
+        summary = artifacts.read_json(str(directory / "summary.json"))
+        preview: list[Doc] = []
+        with open(directory / "results.json", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith('    {"index"'):
+                    preview.append(json.loads(line.strip().rstrip(",")))
+                    if len(preview) >= rows:
+                        break
+    except (FileNotFoundError, ValueError):
+        return None
+    return summary | {"positions": preview}

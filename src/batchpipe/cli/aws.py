@@ -180,18 +180,26 @@ def run_status(outputs: Any, run: str, frame_names: dict[str, set[str]] | None =
 @aws_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--watch", is_flag=True, help="Follow RUN live until it ends, then show its results.")
+@click.option("--local", is_flag=True, help="Runs on this machine: RUN is a run directory, a job name under "
+              "./batchpipe-runs/, or a directory of runs to list (default ./batchpipe-runs/).")  # fmt: skip
 def status(run: str | None, stack_name: str, region: str | None, profile: str | None, as_json: bool,
-           watch: bool) -> None:  # fmt: skip
+           watch: bool, local: bool) -> None:  # fmt: skip
     """Recent runs of both pipelines, or one run (execution ARN or job name) in detail.
 
     \b
     Example:
       batchpipe status
       batchpipe status MCAutocallable --watch
+      batchpipe status --local
     """
     from rich.console import Console
     from rich.table import Table
 
+    if local:
+        from batchpipe.cli.local import local_status
+
+        local_status(run, as_json, watch)
+        return
     from batchpipe.aws import runs, stack
 
     connect(region, profile)
@@ -246,16 +254,26 @@ def _safe_target(root: Path, key: str, prefix: str) -> Path:
 @click.option("--download", "download", type=click.Path(file_okay=False, path_type=Path),
               help="Download the run's results (and video) into this directory.")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print the result document.")
+@click.option("--local", is_flag=True, help="A run on this machine: a run directory or a job name under "
+              "./batchpipe-runs/.")  # fmt: skip
 def results(run: str, stack_name: str, region: str | None, profile: str | None, download: Path | None,
-            as_json: bool) -> None:  # fmt: skip
+            as_json: bool, local: bool) -> None:  # fmt: skip
     """The collated results of a run (the video's location and a link for render).
 
     \b
     Example:
       batchpipe results MCAutocallable --download ./mc
+      batchpipe results autocallable-20261201-101500-3f2a --local
     """
     from rich.console import Console
 
+    if local:
+        from batchpipe.cli.local import local_results
+
+        if download is not None:
+            raise InputError("--download is for AWS runs: a local run's files are in its directory")
+        local_results(run, as_json)
+        return
     from batchpipe.aws import runs, stack
     from batchpipe.aws.clients import client
     from batchpipe.ui import montecarlo_tables, render_summary
@@ -341,8 +359,12 @@ def start_run(pipeline: str, job_name: str, input_file: Path, stack_name: str, r
 
     from batchpipe.aws import runs, stack
 
-    connect(region, profile)
-    out = stack.outputs(stack_name)
+    try:
+        connect(region, profile)
+        out = stack.outputs(stack_name)
+    except InputError as exc:  # no credentials, region or stack: the local engine needs none of them
+        local = "or add --local to run on this machine"
+        raise InputError(exc.message, f"{exc.hint}; {local}" if exc.hint else local) from None
     if resume is not None:
         arn = runs.resume(out, resume, upload if upload is not None else input_file.read_bytes(), pipeline)
         execution = arn.rsplit(":", 1)[1]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -14,14 +15,17 @@ import click
 
 from batchpipe.cli.aws import aws_options, start_run
 from batchpipe.errors import InputError
+from batchpipe.pricing.domain import MAX_PATHS, MIN_PATHS
 
 JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$")
 
 
 def _job_name(given: str | None, stem: str) -> str:
+    """The given name, checked; or the input's name, the UTC second and a random suffix (two runs started in the
+    same second from copies of one file never share a name, nor a default output directory)."""
     if given is None:
         safe = re.sub(r"[^A-Za-z0-9_-]+", "-", stem).strip("-_")[:60] or "run"
-        return f"{safe}-{datetime.now(UTC):%Y%m%d-%H%M%S}"
+        return f"{safe}-{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
     if not JOB_NAME.match(given):
         raise InputError(f"--job-name {given!r}: use 1-80 letters, digits, '-' or '_', starting with a letter or digit")
     return given
@@ -36,6 +40,15 @@ def _check_resume_options(local: bool, fresh: bool, resume: str | None, shards_o
     source = click.get_current_context().get_parameter_source(shards_option)
     if resume is not None and source not in (None, click.core.ParameterSource.DEFAULT):
         raise InputError(f"--resume RUN keeps RUN's own --{shards_option.replace('_', '-')}: leave the option out")
+
+
+def _output_dir(_ctx: click.Context, _param: click.Parameter, value: str | None) -> Path | None:
+    """--output as a path; an empty value (an unset shell variable) is refused, never read as '.'."""
+    if value is None:
+        return None
+    if not value.strip():
+        raise InputError("--output is empty (an unset variable?): name a directory, or leave the option out")
+    return Path(value)
 
 
 @click.group()
@@ -58,8 +71,16 @@ def common_options(what: str) -> Callable[[F], F]:
                 click.option(
                     "--output",
                     "output",
-                    type=click.Path(file_okay=False, path_type=Path),
-                    help="Output directory (default: ./batchpipe-runs/JOB_NAME/).",
+                    type=click.Path(),  # checked when the run claims it: one line, exit 2, for every case
+                    callback=_output_dir,
+                    help="Output directory (default: ./batchpipe-runs/JOB_NAME/): new, empty, or an earlier run of "
+                    "the same job.",
+                ),
+                click.option(
+                    "--force",
+                    is_flag=True,
+                    help="Write into a non-empty --output that is not an earlier run of this job (batchpipe's own "
+                    "file names there are replaced; nothing else is touched).",
                 ),
                 click.option("--json", "as_json", is_flag=True, help="Print the result document instead of tables."),
             ]
@@ -76,8 +97,16 @@ def common_options(what: str) -> Callable[[F], F]:
 @aws_options
 @click.option("--no-wait", is_flag=True, help="On AWS: print the execution ARN and return.")
 @click.option("--positions-per-job", type=click.IntRange(min=1), help="Positions per shard (array child).")
-@click.option("--paths", type=click.IntRange(min=2), help="Monte Carlo paths (overrides the file).")
+@click.option("--paths", type=click.IntRange(MIN_PATHS, MAX_PATHS),
+              help="Monte Carlo paths (overrides the file), rounded up to whole antithetic pairs in 64 equal blocks "
+              "(a multiple of 128: 100,000 runs 100,096); results report both.")  # fmt: skip
 @click.option("--seed", type=click.IntRange(min=0, max=2**63 - 1), help="Random seed (overrides the file).")
+@click.option(
+    "--max-calibration-rmse",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="VOLPOINTS",
+    help="Refuse to price (exit 2) when the calibration's implied-vol RMSE is above this many vol points.",
+)
 @click.option("--fresh", is_flag=True, help="Price every shard again instead of resuming a run of the same job.")
 @click.option("--resume", "resume", metavar="RUN", help="On AWS: price only what RUN is missing, over its output.")
 def montecarlo(
@@ -87,8 +116,10 @@ def montecarlo(
     positions_per_job: int | None,
     paths: int | None,
     seed: int | None,
+    max_calibration_rmse: float | None,
     workers: int | None,
     output: Path | None,
+    force: bool,
     as_json: bool,
     stack_name: str,
     region: str | None,
@@ -99,7 +130,8 @@ def montecarlo(
 ) -> None:
     """Price a portfolio of autocallable notes: calibrate, price shards in parallel, collate.
 
-    Writes results.json and results.csv to --output (default ./batchpipe-runs/JOB_NAME/).
+    Writes results.json and results.csv to --output (default ./batchpipe-runs/JOB_NAME/), which must be new,
+    empty, or an earlier run of the same job (resumed); one run at a time per directory.
     Exit code 0 when every position priced, 1 when some failed, 2 for bad input.
 
     \b
@@ -109,19 +141,23 @@ def montecarlo(
     from rich.console import Console
 
     from batchpipe.backends import local as local_backend
+    from batchpipe.pipelines.montecarlo import PlanBuilder, calibration_gate
     from batchpipe.pipelines.portfolio import load_portfolio, with_simulation_overrides
     from batchpipe.ui import RichProgress, montecarlo_tables
 
     _check_resume_options(local, fresh, resume, "positions_per_job")
     doc_in = load_portfolio(portfolio)
     name = _job_name(job_name, doc_in.name)
+    stderr = Console(stderr=True)
     if not local:
+        # what the AWS preprocess will do, here first: bad input (a surface that cannot be fitted) never reaches S3
+        calibration_gate(PlanBuilder(doc_in, name, positions_per_job, paths, seed), max_calibration_rmse,
+                         stderr_warn(stderr))  # fmt: skip
         upload = with_simulation_overrides(portfolio, paths, seed)  # the AWS stages read the overrides from the file
         start_run("montecarlo", name, portfolio, stack_name, region, profile, no_wait, as_json, upload=upload,
                   resume=resume, positionsPerJob=positions_per_job)  # fmt: skip
         return
     out_dir = output or Path("batchpipe-runs") / name
-    stderr = Console(stderr=True)
     with RichProgress(stderr) as progress:
         doc = local_backend.run_montecarlo(
             doc_in,
@@ -133,6 +169,8 @@ def montecarlo(
             seed=seed,
             workers=workers,
             fresh=fresh,
+            force=force,
+            max_calibration_rmse=max_calibration_rmse,
         )
     if as_json:  # the whole document, streamed from the file (it can be large)
         from batchpipe.artifacts import copy_to
@@ -140,11 +178,15 @@ def montecarlo(
         copy_to(str(out_dir / "results.json"), sys.stdout.write)
     else:
         montecarlo_tables(doc, Console())
-        stderr.print(f"Results: {out_dir}/results.json, {out_dir}/results.csv")
+        stderr.print(f"Job {name}: {out_dir}/results.json, {out_dir}/results.csv")
     if doc["status"] != "SUCCEEDED":
-        failed = [p for p in doc["positions"] if p["error"]]
-        stderr.print(f"[red]{doc['status']}[/]: {len(failed)} of {len(doc['positions'])} positions not priced")
+        stderr.print(f"[red]{doc['status']}[/]: {doc['failedCount']:,} of {doc['positionCount']:,} positions not "
+                     f"priced (results.csv has each one's error)")  # fmt: skip
         sys.exit(1)
+
+
+def stderr_warn(console: Any) -> Callable[[str], None]:
+    return lambda message: console.print(f"[yellow]warning:[/] {message}")
 
 
 @run.command()
@@ -165,6 +207,7 @@ def render(
     job_name: str | None,
     workers: int | None,
     output: Path | None,
+    force: bool,
     as_json: bool,
     frames_per_job: int,
     frame_range: str | None,
@@ -180,7 +223,8 @@ def render(
     """Render a Blender file in parallel frame chunks and stitch the frames into an H.264 MP4.
 
     Writes frames/NNNN.png (named by frame number), output.mp4 and render.json to --output (default
-    ./batchpipe-runs/JOB_NAME/). The file's own scripts never run (Blender's auto-exec is disabled).
+    ./batchpipe-runs/JOB_NAME/), which must be new, empty, or an earlier run of the same job; one run at a time per
+    directory. The file's own scripts never run (Blender's auto-exec is disabled).
     Running the same job again resumes: complete shards of the same plan are kept (--fresh starts over).
     Exit code 0 when every frame rendered, 1 when some did not, 2 for bad input.
 
@@ -223,9 +267,10 @@ def render(
             resolution_percentage=resolution_percentage,
             samples=samples,
             fresh=fresh,
+            force=force,
         )
     if as_json:
-        click.echo(json.dumps(doc, indent=2))
+        click.echo(json.dumps(doc, indent=2, allow_nan=False))
     else:
         render_summary(doc, out_dir, Console())
     if doc["status"] != "SUCCEEDED":

@@ -182,7 +182,8 @@ class PlanBuilder:
             },
             "model": {"heston": params.as_dict(), "calibrationRmse": rmse},
             "simulation": {
-                "paths": layout.paths,
+                "paths": layout.paths,  # what runs: whole antithetic pairs in equal blocks, at least what was asked
+                "pathsRequested": paths if paths is not None else sim.paths,
                 "seed": seed if seed is not None else sim.seed,
                 "stepsPerYear": sim.steps_per_year,
                 "blocks": layout.blocks,
@@ -199,6 +200,12 @@ class PlanBuilder:
     @property
     def positions_per_job(self) -> int:
         return int(self._plan["positionsPerJob"])
+
+    @property
+    def model(self) -> Doc:
+        """The model block of the plan: Heston's parameters and the calibration's quality."""
+        model: Doc = self._plan["model"]
+        return model
 
     def positions(self) -> Iterator[Doc]:
         """Every position resolved, in order; each priced position's dates join the plan's."""
@@ -235,7 +242,7 @@ def preprocess(
 
 def position_line(position: Doc) -> str:
     """A resolved position as stored: one JSON line (the plan's hash covers these exact bytes)."""
-    return json.dumps(position, separators=(",", ":")) + "\n"
+    return json.dumps(position, separators=(",", ":"), allow_nan=False) + "\n"
 
 
 def plan_hash(plan: Doc, positions: bytes | str) -> str:
@@ -434,9 +441,12 @@ def shard_result(plan: Doc, shard: int, positions: Sequence[Doc], parts: Sequenc
         if p["error"] is not None:
             continue
         pv, stderr, means = unit_estimate(tuple(column[d] for d in p["observationDates"]), p)
+        if not (math.isfinite(pv) and np.all(np.isfinite(means))):  # never a NaN in a result: an error instead
+            entry["error"] = "the Monte Carlo estimate is not finite (the simulated paths overflowed)"
+            continue
         notional = float(p["notional"])
         entry["pv"] = notional * pv
-        entry["stderr"] = None if stderr is None else notional * stderr
+        entry["stderr"] = None if stderr is None or not math.isfinite(stderr) else notional * stderr
         block_means.append(notional * means)
     totals = None
     if block_means:
@@ -536,7 +546,12 @@ class Collation:
             "totalPv": self.total.values()[0] if self.priced else None,
             "totalStderr": total_stderr,
             "model": self.plan["model"],
-            "simulation": {"paths": sim["paths"], "seed": sim["seed"], "stepsPerYear": sim["stepsPerYear"]},
+            "simulation": {
+                "paths": sim["paths"],
+                "pathsRequested": sim.get("pathsRequested", sim["paths"]),
+                "seed": sim["seed"],
+                "stepsPerYear": sim["stepsPerYear"],
+            },
         }
 
 
@@ -552,3 +567,20 @@ def collate(plan: Doc, positions: Sequence[Doc], shard_results: Iterable[Doc | N
 
 def csv_row(row: Doc) -> list[Any]:
     return ["" if row[k] is None else row[k] for k in RESULT_FIELDS]
+
+
+def calibration_gate(builder: PlanBuilder, max_rmse: float | None, warn: Any) -> None:
+    """Say what the calibration's quality warnings are, and refuse (InputError) a fit worse than `max_rmse` vol
+    points, before anything is written."""
+    model = builder.model
+    for message in model.get("calibrationWarnings") or []:
+        warn(f"calibration: {message}")
+    rmse = model.get("calibrationRmse")
+    if max_rmse is None or builder.portfolio.market.heston is not None:  # given parameters: nothing was fitted
+        return
+    if rmse is None or 100 * float(rmse) > max_rmse:
+        shown = "cannot be measured" if rmse is None else f"is {100 * float(rmse):.2f} vol points"
+        raise InputError(
+            f"{builder.portfolio.source}: market.volSurface: the calibration's implied-vol RMSE {shown}, above "
+            f"--max-calibration-rmse {max_rmse:g}"
+        )
