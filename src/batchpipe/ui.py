@@ -73,15 +73,43 @@ def _money(x: float | None) -> str:
 TABLE_ROWS = 100  # a table longer than this helps nobody: the files hold every row
 
 
+# Columns a narrow terminal drops first; "#" and "PV" always stay, and numbers are never cut.
+DROP_ORDER = ("autocall", "id", "% notional", "strike", "notional", "std err")
+
+
+def fitted_table(title: str, columns: list[str], rows: list[list[str]], width: int, keep_whole: set[str],
+                 right: set[str], styles: list[str | None] | None = None) -> Table:  # fmt: skip
+    """A table whose number columns are never cut or wrapped: when the console is too narrow, whole columns are
+    dropped (in DROP_ORDER), and what still does not fit runs past the line (print it with crop=False) rather
+    than showing '10…'."""
+    needed = {c: max([len(c), *(len(r[i]) for r in rows)]) for i, c in enumerate(columns)}
+    shown = list(columns)
+
+    def total() -> int:
+        return sum(needed[c] + 3 for c in shown if c in keep_whole) + sum(8 for c in shown if c not in keep_whole) + 1
+
+    for column in DROP_ORDER:
+        if total() <= width:
+            break
+        if column in shown:
+            shown.remove(column)
+    table = Table(title=title, title_justify="left")
+    for c in shown:
+        whole = c in keep_whole
+        table.add_column(c, justify="right" if c in right else "left", no_wrap=whole, overflow="fold",
+                         min_width=needed[c] if whole else None)  # fmt: skip
+    index = [columns.index(c) for c in shown]
+    for n, r in enumerate(rows):
+        table.add_row(*(r[i] for i in index), style=styles[n] if styles else None)
+    return table
+
+
 def montecarlo_tables(doc: Doc, console: Console) -> None:
     rows = doc["positions"][:TABLE_ROWS]
     errors = any(p["error"] for p in rows)
     ids = any(p["id"] is not None for p in rows)
-    table = Table(title=f"{doc['jobName']}: {doc['status']}", title_justify="left")
-    for col in ("#", *(["id"] if ids else []), "notional", "strike", "autocall", "PV", "std err", "% notional"):
-        table.add_column(col, justify="left" if col == "id" else "right")
-    if errors:
-        table.add_column("error", overflow="fold")
+    columns = ["#", *(["id"] if ids else []), "notional", "strike", "autocall", "PV", "std err", "% notional"]
+    cells = []
     for p in rows:
         pct = "" if p["stderr"] is None else f"{100 * p['stderr'] / p['notional']:.3f}%"
         row = [
@@ -94,8 +122,13 @@ def montecarlo_tables(doc: Doc, console: Console) -> None:
             _money(p["stderr"]),
             pct,
         ]
-        table.add_row(*row, *([p["error"] or ""] if errors else []), style="red" if p["error"] else None)
-    console.print(table)
+        cells.append([*row, *([p["error"] or ""] if errors else [])])
+    if errors:
+        columns.append("error")
+    numbers = {"#", "notional", "strike", "autocall", "PV", "std err", "% notional"}
+    table = fitted_table(f"{doc['jobName']}: {doc['status']}", columns, cells, console.width, numbers, numbers,
+                         ["red" if p["error"] else None for p in rows])  # fmt: skip
+    console.print(table, crop=False)
     count = doc.get("positionCount", len(doc["positions"]))
     if count > len(rows):
         failed = doc.get("failedCount", 0)
@@ -104,19 +137,18 @@ def montecarlo_tables(doc: Doc, console: Console) -> None:
             + (f"; {failed:,} failed" if failed else "")
             + ": every position is in results.csv and results.json."
         )
-    agg = Table(title="PV by strike", title_justify="left")
-    agg.add_column("strike", justify="right")
-    agg.add_column("PV", justify="right")
-    for strike, pv in doc["aggregation"].items():
-        agg.add_row(strike, _money(pv))
-    console.print(agg)
+    agg = [[strike, _money(pv)] for strike, pv in doc["aggregation"].items()]
+    both = {"strike", "PV"}
+    console.print(fitted_table("PV by strike", ["strike", "PV"], agg, console.width, both, both), crop=False)
     model = doc["model"]
     heston = ", ".join(f"{k}={v:.4g}" for k, v in model["heston"].items())
     rmse = model["calibrationRmse"]
     sim = doc["simulation"]
+    asked = sim.get("pathsRequested", sim["paths"])
+    requested = "" if asked == sim["paths"] else f" for {asked:,} requested"
     console.print(
         f"Total PV [bold]{_money(doc['totalPv'])}[/] ± {_money(doc['totalStderr'])}  "
-        f"({sim['paths']:,} paths, seed {sim['seed']}, {sim['stepsPerYear']} steps/year)"
+        f"({sim['paths']:,} paths{requested}, seed {sim['seed']}, {sim['stepsPerYear']} steps/year)"
     )
     console.print(
         f"Heston {heston}" + ("" if rmse is None else f"  (calibrated, implied-vol RMSE {100 * rmse:.2f} vol points)")
