@@ -230,3 +230,18 @@ def test_paths_above_the_files_cap_are_refused_on_every_backend(tmp_path: Path, 
     result = run(str(EXAMPLE), *local, "--paths", "100000001", "--output", str(tmp_path / "o"))
     assert result.exit_code == 2 and "100000001 is not in the range 2<=x<=100000000" in result.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_max_calibration_rmse_is_an_error_gate(tmp_path: Path, write_json: Any) -> None:
+    calibrated = small_portfolio(market={})  # the workshop surface: calibrated to about 0.36 vol points
+    path = str(write_json(calibrated))
+    out = tmp_path / "o"
+    refused = run(path, "--local", "--output", str(out), "--max-calibration-rmse", "0.1")
+    assert refused.exit_code == 2
+    [line] = refused.stderr.strip().splitlines()
+    assert f"error: {path}: market.volSurface: the calibration's implied-vol RMSE is 0.36 vol points" in line
+    assert "above --max-calibration-rmse 0.1" in line
+    assert not out.exists()
+    accepted = run(path, "--local", "--output", str(out), "--max-calibration-rmse", "0.5")
+    assert accepted.exit_code == 0
+    assert json.loads((out / "results.json").read_text())["model"]["calibrationRmse"] == pytest.approx(0.0036, abs=2e-4)
