@@ -285,7 +285,8 @@ def shard_slice(plan: Doc, positions: Sequence[Doc], shard: int) -> list[Doc]:
 
 
 def _grid(plan: Doc) -> TimeGrid:
-    return build_grid(np.array(plan["observationTimes"]), int(plan["simulation"]["stepsPerYear"]))
+    kappa = float(plan["model"]["heston"]["kappa"])
+    return build_grid(np.array(plan["observationTimes"]), int(plan["simulation"]["stepsPerYear"]), kappa=kappa)
 
 
 def _unit_terms(p: Doc) -> tuple[float, ...]:
