@@ -31,7 +31,7 @@ from batchpipe.errors import InputError
 from batchpipe.pipelines.portfolio import Portfolio, Position
 from batchpipe.pricing.autocallable import NoteTerms, discounted_payoffs
 from batchpipe.pricing.calendar import annual_schedule, year_fraction
-from batchpipe.pricing.calibration import VolQuotes, calibrate
+from batchpipe.pricing.calibration import UnfittableSurface, VolQuotes, calibrate
 from batchpipe.pricing.exactsum import ExactSums
 from batchpipe.pricing.heston import HestonParams
 from batchpipe.pricing.paths import TimeGrid, build_grid, chunk_normals, simulate_qe_antithetic
@@ -132,7 +132,10 @@ def _calibrate(portfolio: Portfolio) -> tuple[HestonParams, float | None]:
             )
     times = np.array([year_fraction(portfolio.valuation_date, e, market.day_count) for e in surface.expiries])
     quotes = VolQuotes.from_grid(times, np.array(surface.strikes), np.array(surface.vols))
-    fit = calibrate(market.spot, market.rate, market.dividend_yield, quotes)
+    try:
+        fit = calibrate(market.spot, market.rate, market.dividend_yield, quotes)
+    except UnfittableSurface as exc:
+        raise InputError(f"{portfolio.source}: market.volSurface: {exc}") from None
     return fit.params, fit.rmse
 
 
