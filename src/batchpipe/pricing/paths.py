@@ -56,11 +56,12 @@ class TimeGrid:
 #   rho  0       0.000  0.000  0.000  0.000   0.00   0.00   0.00   0.00   0.00
 #
 # Positive rho gives the same within a few percent of these figures. At kappa dt = 1/8 the worst case (rho near
-# -1) is -0.12% for sigma/kappa up to 0.05 whatever theta (checked for kappa 2 to 400, sigma 0.1 to 10, theta 0.01
-# to 9), -0.19% at sigma/kappa = 0.2 and -0.21% at 0.25: at most half the 0.45% standard error with which 100,000
-# paths measure that variance (an ATM option's price moves by about half as much, against a standard error of
-# ~0.5%). Larger sigma/kappa is a vol-of-vol regime whose error depends on sigma dt, which is what
-# steps_per_year is for (kappa 1, sigma 10, rho 0.999 is off by 12% at 12 steps a year and within 1% at 48).
+# -1) is -0.12% to -0.13% for sigma/kappa up to 0.05 whatever theta (checked for kappa 2 to 400, sigma 0.1 to 10,
+# theta 0.04 and 9), -0.19% at sigma/kappa = 0.2 and -0.21% at 0.25: at most half the 0.45% standard error with
+# which 100,000 paths measure that variance (an ATM option's price moves by about half as much, against a
+# standard error of ~0.5%). Larger sigma/kappa is a vol-of-vol regime whose error depends on sigma dt, which is
+# what steps_per_year is for (kappa 1, sigma 10, v0 = theta = 9, rho 0.999 is off by 12% at 12 steps a year and
+# by 1% at 48).
 # The workshop's kappa 1.445 at the default 12 steps a year (kappa dt = 0.12) is already inside the limit.
 KAPPA_DT_LIMIT = 0.125
 
