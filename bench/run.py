@@ -66,9 +66,9 @@ def bench_calibration() -> dict[str, Any]:
 def bench_engine(heston: dict[str, float], paths: int = 131_072) -> dict[str, Any]:
     from batchpipe.pricing.heston import HestonParams
 
-    grid = build_grid(np.array([(365.0 * i + 2) / 360.0 for i in range(1, 8)]), 12)
-    half, blocks = 8192, paths // 16384
     params = HestonParams(**heston)
+    grid = build_grid(np.array([(365.0 * i + 2) / 360.0 for i in range(1, 8)]), 12, kappa=params.kappa)
+    half, blocks = 8192, paths // 16384
     start = time.perf_counter()
     for b in range(blocks):
         simulate_qe(params, 3550.0, 0.01, 0.0, grid, antithetic([block_normals(1, b, grid.steps, half)]))

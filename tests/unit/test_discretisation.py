@@ -102,7 +102,8 @@ def test_doubling_steps_per_year_moves_pvs_by_less_than_one_standard_error(
     """
     plan, _ = preprocess(parse_portfolio(portfolio_text(DEFAULT_STEPS), "discretisation.json"), "disc")
     obs = np.array(plan["observationTimes"])
-    coupled = CoupledNormals([build_grid(obs, DEFAULT_STEPS), build_grid(obs, 2 * DEFAULT_STEPS)])
+    kappa = WORKSHOP_HESTON["kappa"]
+    coupled = CoupledNormals([build_grid(obs, s, kappa=kappa) for s in (DEFAULT_STEPS, 2 * DEFAULT_STEPS)])
     patched = [name for name in ("block_normals", "chunk_normals") if hasattr(montecarlo, name)]
     assert patched, "the pipeline's normal generator moved: update CoupledNormals"
     for name in patched:

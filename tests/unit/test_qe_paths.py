@@ -20,14 +20,20 @@ the branch.
 from __future__ import annotations
 
 import itertools
+import json
 import math
 
 import numpy as np
 import pytest
 from scipy.optimize import brentq
 
+from batchpipe.pipelines import montecarlo
+from batchpipe.pipelines.montecarlo import preprocess
+from batchpipe.pipelines.portfolio import parse_portfolio
+from batchpipe.pricing.domain import HESTON
 from batchpipe.pricing.heston import HestonParams, call_prices, probability_above, put_prices
 from batchpipe.pricing.paths import (
+    KAPPA_DT_LIMIT,
     TimeGrid,
     antithetic,
     block_normals,
@@ -55,7 +61,7 @@ PROBABILITY_LEVELS = np.array([0.98, 0.9, 0.7, 0.5, 0.3, 0.1, 0.02])
 def simulate(p: HestonParams, obs: np.ndarray, steps_per_year: int, seed: int = SEED) -> np.ndarray:
     """Spots at `obs`, shaped (blocks, 2, pairs, observations): [:, 0] and [:, 1] are the antithetic
     partners."""
-    grid = build_grid(obs, steps_per_year)
+    grid = build_grid(obs, steps_per_year, kappa=p.kappa)
     normals = antithetic([block_normals(seed, b, grid.steps, PAIRS_PER_BLOCK) for b in range(BLOCKS)])
     spots = simulate_qe(p, SPOT, RATE, DIVIDEND, grid, normals)
     return spots.reshape(BLOCKS, 2, PAIRS_PER_BLOCK, obs.size)
@@ -145,7 +151,7 @@ def test_discounted_spot_is_a_martingale(p: HestonParams, steps_per_year: int) -
 def test_qe_paths_depend_only_on_their_own_normals() -> None:
     """A block's paths do not depend on which other blocks are simulated with it (what makes sharding
     exact)."""
-    grid = build_grid(np.array([0.5, 1.0]), 12)
+    grid = build_grid(np.array([0.5, 1.0]), 12, kappa=FELLER_VIOLATED.kappa)
     n0, n1 = (block_normals(7, b, grid.steps, 500) for b in (0, 1))
     together = simulate_qe(FELLER_VIOLATED, SPOT, RATE, DIVIDEND, grid, antithetic([n0, n1]))
     alone = simulate_qe(FELLER_VIOLATED, SPOT, RATE, DIVIDEND, grid, antithetic([n1]))
@@ -164,7 +170,7 @@ def test_chunk_normals_stack_the_blocks_normals() -> None:
 def test_antithetic_simulation_equals_simulate_qe_on_antithetic_normals(p: HestonParams) -> None:
     """simulate_qe_antithetic (the pipeline's) gives the paths of simulate_qe on antithetic(...), rows laid
     out as (sign, block, pair), to 1e-12 relative."""
-    grid = build_grid(np.array([0.3, 1.0, 2.5]), 12)
+    grid = build_grid(np.array([0.3, 1.0, 2.5]), 12, kappa=p.kappa)
     blocks, half = 3, 200
     normals = chunk_normals(5, range(blocks), grid.steps, half)
     fast = simulate_qe_antithetic(p, SPOT, RATE, DIVIDEND, grid, normals).reshape(2, blocks, half, 3)
@@ -173,7 +179,7 @@ def test_antithetic_simulation_equals_simulate_qe_on_antithetic_normals(p: Hesto
 
 
 def test_simulate_rejects_normals_for_another_grid() -> None:
-    grid = build_grid(np.array([1.0]), 12)
+    grid = build_grid(np.array([1.0]), 12, kappa=WORKSHOP.kappa)
     with pytest.raises(ValueError, match="steps"):
         normals = antithetic([block_normals(1, 0, grid.steps + 1, 4)])
         simulate_qe(WORKSHOP, SPOT, RATE, DIVIDEND, grid, normals)
@@ -190,33 +196,57 @@ GRID_CASES = {
 }
 
 
+@pytest.mark.parametrize("kappa", [0.0, 1.445, 40.0, HESTON["kappa"].high], ids=lambda k: f"kappa={k}")
 @pytest.mark.parametrize("steps_per_year", [1, 4, 12, 24, 365])
 @pytest.mark.parametrize("obs", GRID_CASES.values(), ids=GRID_CASES.keys())
-def test_grid_hits_observation_times_with_short_equal_steps(obs: np.ndarray, steps_per_year: int) -> None:
+def test_grid_hits_observation_times_with_short_equal_steps(obs: np.ndarray, steps_per_year: int, kappa: float) -> None:
     """Grid from 0, strictly increasing; observation times appear exactly (bitwise); between consecutive
-    observations the sub-steps are equal (to 1e-12 relative), at most 1/steps_per_year long (1e-9 relative
-    slack, the implementation's rounding guard), and no more numerous than needed (one fewer would be too
-    long)."""
-    grid = build_grid(obs, steps_per_year)
+    observations the sub-steps are equal (to 1e-12 relative, or to the rounding of the times they are differences
+    of: 4 ulp of the interval's end), at most h = min(1/steps_per_year,
+    KAPPA_DT_LIMIT/kappa) long, so kappa * dt <= KAPPA_DT_LIMIT (1e-9 relative slack, the implementation's rounding
+    guard), and no more numerous than needed (one fewer would be too long)."""
+    grid = build_grid(obs, steps_per_year, kappa=kappa)
     assert isinstance(grid, TimeGrid)
     assert grid.times[0] == 0.0
     assert grid.steps == grid.times.size - 1
     assert np.all(np.diff(grid.times) > 0)
     np.testing.assert_array_equal(grid.times[grid.observed], np.unique(obs))
-    h = 1.0 / steps_per_year
+    h = 1.0 / steps_per_year if kappa == 0 else min(1.0 / steps_per_year, KAPPA_DT_LIMIT / kappa)
     assert np.max(np.diff(grid.times)) <= h * (1 + 1e-9)
+    assert kappa * np.max(np.diff(grid.times)) <= KAPPA_DT_LIMIT * (1 + 1e-9)
     bounds = np.concatenate([[0], grid.observed])
     for start, end in itertools.pairwise(bounds):
         steps = np.diff(grid.times[start : end + 1])
-        np.testing.assert_allclose(steps, steps[0], rtol=1e-12)
+        np.testing.assert_allclose(steps, steps[0], rtol=1e-12, atol=4 * np.finfo(float).eps * grid.times[end])
         n, length = steps.size, grid.times[end] - grid.times[start]
         assert n >= 1
         if n > 1:
             assert length / (n - 1) > h * (1 - 1e-9)
 
 
+def test_pipeline_grid_follows_the_plans_kappa() -> None:
+    """montecarlo's grid takes the plan's Heston kappa: at kappa 400 and the default 12 steps a year, the 7-year
+    workshop schedule gets 3,200 steps a year (kappa dt <= 1/8), not 12."""
+    doc = {
+        "name": "grid",
+        "market": {"heston": {"v0": 0.04, "kappa": 400.0, "theta": 0.04, "sigma": 0.3, "rho": -0.5}},
+        "positions": [{"notional": 1.0, "strike": SPOT, "barrier": 1.0}],
+    }
+    plan, _ = preprocess(parse_portfolio(json.dumps(doc), "grid.json"), "grid")
+    grid = montecarlo._grid(plan)
+    assert plan["simulation"]["stepsPerYear"] == 12
+    assert 400.0 * np.max(np.diff(grid.times)) <= KAPPA_DT_LIMIT * (1 + 1e-9)
+    assert grid.steps >= plan["observationTimes"][-1] * 400.0 / KAPPA_DT_LIMIT
+
+
+@pytest.mark.parametrize("kappa", [-1.0, math.inf, math.nan])
+def test_grid_rejects_a_kappa_that_is_not_a_finite_non_negative_number(kappa: float) -> None:
+    with pytest.raises(ValueError, match="kappa"):
+        build_grid(np.array([1.0]), 12, kappa=kappa)
+
+
 def test_grid_sorts_and_deduplicates_observation_times() -> None:
-    grid = build_grid(np.array([1.0, 0.25, 1.0, 0.5]), 4)
+    grid = build_grid(np.array([1.0, 0.25, 1.0, 0.5]), 4, kappa=0.0)
     np.testing.assert_array_equal(grid.times, [0.0, 0.25, 0.5, 0.75, 1.0])
     np.testing.assert_array_equal(grid.observed, [1, 2, 4])
 
@@ -224,7 +254,7 @@ def test_grid_sorts_and_deduplicates_observation_times() -> None:
 @pytest.mark.parametrize("obs", [np.array([]), np.array([0.0, 1.0]), np.array([-0.5, 1.0])])
 def test_grid_rejects_non_positive_or_missing_observation_times(obs: np.ndarray) -> None:
     with pytest.raises(ValueError, match="positive"):
-        build_grid(obs, 12)
+        build_grid(obs, 12, kappa=0.0)
 
 
 # --- random numbers -----------------------------------------------------------------------------------------

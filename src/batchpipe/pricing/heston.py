@@ -8,6 +8,7 @@ chosen from where the characteristic function has decayed. Everything is vectori
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 
@@ -142,3 +143,47 @@ def probability_above(
     integrand = (np.exp(-1j * kk[:, None] * n_sel) * phi[inverse] / (1j * n_sel)).real
     prob = 0.5 + np.sum(integrand * weights[inverse], axis=1) / np.pi
     return np.asarray(prob.reshape(k_arr.shape), dtype=np.float64)
+
+
+def moment_explosion_time(p: HestonParams, order: float) -> float:
+    """The time T* from which E[S_t^order] is infinite (math.inf if it never is), for order >= 0.
+
+    E[S_t^w] = exp(A(t) + B(t) v0) with B' = sigma^2 B^2 / 2 + (rho sigma w - kappa) B + w (w - 1) / 2, B(0) = 0;
+    the moment is finite until B blows up (Andersen and Piterbarg, "Moment explosions in stochastic volatility
+    models", Finance and Stochastics 11, 2007, proposition 3.1; A = kappa theta times the integral of B blows up
+    with it). Moments of order 0 to 1 never explode (S is a positive martingale).
+    """
+    if not order >= 0:
+        raise ValueError(f"order must be non-negative, got {order!r}")
+    if order <= 1:
+        return math.inf
+    chi = p.rho * p.sigma * order - p.kappa
+    disc = chi * chi - p.sigma**2 * order * (order - 1.0)
+    if disc < 0:  # B = tan-like: blows up when its phase reaches pi/2
+        root = math.sqrt(-disc)
+        return 2.0 / root * (0.5 * math.pi - math.atan(chi / root))
+    if chi < 0:  # B climbs to the smaller root of the quadratic and stays there
+        return math.inf
+    root = math.sqrt(disc)
+    if root == 0.0:
+        return 2.0 / chi
+    return math.log((chi + root) / (chi - root)) / root
+
+
+def spot_kurtosis(p: HestonParams, t: float) -> float:
+    """The kurtosis E[(S_t - F_t)^4] / Var(S_t)^2 of the spot at time t > 0; math.inf from the time E[S_t^4] is
+    infinite, or where the moments overflow.
+
+    The moments E[(S_t/F_t)^k] = exp(log_cf(-ik, t)) for k = 2, 3, 4 (the characteristic function continued to
+    the imaginary axis, exact while the moment is finite); their expm1 keeps the central moments accurate when
+    S_t is nearly deterministic.
+    """
+    if t >= moment_explosion_time(p, 4.0):
+        return math.inf
+    with np.errstate(all="ignore"):
+        logs = np.real(log_cf(-1j * np.array([2.0, 3.0, 4.0]), t, p))
+        e2, e3, e4 = np.expm1(logs)
+        variance = e2
+        central4 = e4 - 4.0 * e3 + 6.0 * e2
+        kurtosis = float(central4 / (variance * variance))
+    return kurtosis if math.isfinite(kurtosis) and kurtosis > 0 else math.inf
