@@ -146,13 +146,21 @@ def montecarlo_tables(doc: Doc, console: Console) -> None:
     sim = doc["simulation"]
     asked = sim.get("pathsRequested", sim["paths"])
     requested = "" if asked == sim["paths"] else f" for {asked:,} requested"
+    used = float(sim.get("stepsPerYearUsed", sim["stepsPerYear"]))
+    steps = f"{sim['stepsPerYear']} steps/year" if used <= sim["stepsPerYear"] else f"{used:,.0f} steps/year (kappa)"
     console.print(
         f"Total PV [bold]{_money(doc['totalPv'])}[/] ± {_money(doc['totalStderr'])}  "
-        f"({sim['paths']:,} paths{requested}, seed {sim['seed']}, {sim['stepsPerYear']} steps/year)"
+        f"({sim['paths']:,} paths{requested}, seed {sim['seed']}, {steps})"
     )
-    console.print(
-        f"Heston {heston}" + ("" if rmse is None else f"  (calibrated, implied-vol RMSE {100 * rmse:.2f} vol points)")
-    )
+    if not model.get("calibrated", rmse is not None):
+        fit = "  (given in the file)"
+    elif rmse is None:
+        fit = "  (calibrated; the implied-vol RMSE cannot be measured)"
+    else:
+        fit = f"  (calibrated, implied-vol RMSE {100 * rmse:.2f} vol points)"
+    console.print(f"Heston {heston}{fit}")
+    for warning in model.get("calibrationWarnings") or []:
+        console.print(f"[yellow]calibration warning:[/] {warning}")
 
 
 def render_summary(doc: Doc, out_dir: Any, console: Console) -> None:

@@ -34,9 +34,9 @@ from batchpipe.pricing.calendar import annual_schedule, year_fraction
 from batchpipe.pricing.calibration import UnfittableSurface, VolQuotes, calibrate
 from batchpipe.pricing.exactsum import ExactSums
 from batchpipe.pricing.heston import HestonParams, spot_kurtosis
-from batchpipe.pricing.paths import TimeGrid, build_grid, chunk_normals, simulate_qe_antithetic
+from batchpipe.pricing.paths import TimeGrid, build_grid, chunk_normals, simulate_qe_antithetic, steps_per_year_needed
 
-PLAN_VERSION = 1
+PLAN_VERSION = 2  # 2: kappa-aware grid, guarded control variates (results of version 1 are never resumed)
 MAX_BLOCKS = 64
 CHUNK_PATHS = 16_384  # paths simulated together: arrays stay cache-sized
 NOTE_BATCH = 64  # notes whose payoffs are computed together
@@ -113,46 +113,31 @@ def _resolve_position(portfolio: Portfolio, index: int, pos: Position, schedules
         "observationDates": None,
         "error": None,
     }
-    try:
-        if pos.observation_dates is not None:
-            dates = pos.observation_dates
-            early = [d for d in dates if d <= portfolio.valuation_date]
-            if early:
-                raise ValueError(
-                    f"observation date {early[0].isoformat()} is not after the valuation date "
-                    f"{portfolio.valuation_date.isoformat()}"
-                )
-        else:
-            years = pos.maturity_years if pos.maturity_years is not None else prod.maturity_years
-            if years not in schedules:
-                schedules[years] = [d.isoformat() for d in annual_schedule(portfolio.valuation_date, years)]
-            doc["observationDates"] = schedules[years]
-            return doc
-        doc["observationDates"] = [d.isoformat() for d in dates]
-    except ValueError as exc:
-        doc["error"] = str(exc)
+    if pos.observation_dates is not None:  # checked when the file was read: increasing, after the valuation date
+        doc["observationDates"] = [d.isoformat() for d in pos.observation_dates]
+        return doc
+    years = pos.maturity_years if pos.maturity_years is not None else prod.maturity_years
+    if years not in schedules:
+        schedules[years] = [d.isoformat() for d in annual_schedule(portfolio.valuation_date, years)]
+    doc["observationDates"] = schedules[years]
     return doc
 
 
-def _calibrate(portfolio: Portfolio) -> tuple[HestonParams, float | None]:
+def _calibrate(portfolio: Portfolio) -> tuple[HestonParams, float | None, list[str]]:
+    """Heston's parameters: the file's own, or fitted to its vol surface: (params, implied-vol RMSE or None,
+    the fit's quality warnings). The file's dates were checked when it was read (expiries after the valuation date)."""
     market = portfolio.market
     if market.heston is not None:
         h = market.heston
-        return HestonParams(h.v0, h.kappa, h.theta, h.sigma, h.rho), None
+        return HestonParams(h.v0, h.kappa, h.theta, h.sigma, h.rho), None, []
     surface = market.vol_surface
-    for i, expiry in enumerate(surface.expiries):
-        if expiry <= portfolio.valuation_date:
-            raise InputError(
-                f"market.volSurface.expiries[{i}]: {expiry.isoformat()} is not after the valuation date "
-                f"{portfolio.valuation_date.isoformat()}"
-            )
     times = np.array([year_fraction(portfolio.valuation_date, e, market.day_count) for e in surface.expiries])
     quotes = VolQuotes.from_grid(times, np.array(surface.strikes), np.array(surface.vols))
     try:
         fit = calibrate(market.spot, market.rate, market.dividend_yield, quotes)
     except UnfittableSurface as exc:
         raise InputError(f"{portfolio.source}: market.volSurface: {exc}") from None
-    return fit.params, fit.rmse
+    return fit.params, fit.rmse, list(fit.warnings)
 
 
 class PlanBuilder:
@@ -183,7 +168,7 @@ class PlanBuilder:
             raise InputError("--seed must be between 0 and 2**63 - 1")
         sim = portfolio.simulation
         layout = SamplingLayout.for_paths(paths if paths is not None else sim.paths)
-        params, rmse = _calibrate(portfolio)
+        params, rmse, warnings = _calibrate(portfolio)
         market = portfolio.market
         self.portfolio = portfolio
         self._dates: set[str] = set()
@@ -199,12 +184,19 @@ class PlanBuilder:
                 "dividendYield": market.dividend_yield,
                 "dayCount": market.day_count,
             },
-            "model": {"heston": params.as_dict(), "calibrationRmse": rmse},
+            "model": {
+                "heston": params.as_dict(),
+                "calibrated": market.heston is None,  # False: the file's own parameters
+                "calibrationRmse": rmse,  # None when given, or when the model's prices have no implied vol
+                "calibrationWarnings": warnings,
+            },
             "simulation": {
                 "paths": layout.paths,  # what runs: whole antithetic pairs in equal blocks, at least what was asked
                 "pathsRequested": paths if paths is not None else sim.paths,
                 "seed": seed if seed is not None else sim.seed,
                 "stepsPerYear": sim.steps_per_year,
+                # the grid's rate: finer than stepsPerYear when mean reversion is fast (kappa * dt <= 1/8)
+                "stepsPerYearUsed": steps_per_year_needed(sim.steps_per_year, params.kappa),
                 "blocks": layout.blocks,
                 "pairsPerBlock": layout.pairs_per_block,
                 "blocksPerChunk": layout.blocks_per_chunk,
@@ -579,6 +571,7 @@ class Collation:
                 "pathsRequested": sim.get("pathsRequested", sim["paths"]),
                 "seed": sim["seed"],
                 "stepsPerYear": sim["stepsPerYear"],
+                "stepsPerYearUsed": sim.get("stepsPerYearUsed", sim["stepsPerYear"]),
             },
         }
 
@@ -604,7 +597,7 @@ def calibration_gate(builder: PlanBuilder, max_rmse: float | None, warn: Any) ->
     for message in model.get("calibrationWarnings") or []:
         warn(f"calibration: {message}")
     rmse = model.get("calibrationRmse")
-    if max_rmse is None or builder.portfolio.market.heston is not None:  # given parameters: nothing was fitted
+    if max_rmse is None or not model["calibrated"]:  # given parameters: nothing was fitted
         return
     if rmse is None or 100 * float(rmse) > max_rmse:
         shown = "cannot be measured" if rmse is None else f"is {100 * float(rmse):.2f} vol points"
