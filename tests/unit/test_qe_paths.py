@@ -34,6 +34,7 @@ from batchpipe.pricing.domain import HESTON
 from batchpipe.pricing.heston import HestonParams, call_prices, probability_above, put_prices
 from batchpipe.pricing.paths import (
     KAPPA_DT_LIMIT,
+    STEP_SLAB,
     TimeGrid,
     antithetic,
     block_normals,
@@ -41,6 +42,7 @@ from batchpipe.pricing.paths import (
     chunk_normals,
     simulate_qe,
     simulate_qe_antithetic,
+    simulate_qe_blocks,
 )
 
 SPOT, RATE, DIVIDEND = 3550.0, 0.01, 0.02
@@ -176,6 +178,19 @@ def test_antithetic_simulation_equals_simulate_qe_on_antithetic_normals(p: Hesto
     fast = simulate_qe_antithetic(p, SPOT, RATE, DIVIDEND, grid, normals).reshape(2, blocks, half, 3)
     plain = simulate_qe(p, SPOT, RATE, DIVIDEND, grid, antithetic(list(normals))).reshape(blocks, 2, half, 3)
     np.testing.assert_allclose(fast, plain.transpose(1, 0, 2, 3), rtol=1e-12)
+
+
+@pytest.mark.parametrize("steps_per_year", [12, 400])  # 31 steps (one slab), 1,000 (eight slabs, the last short)
+def test_streamed_normals_give_the_same_paths_bit_for_bit(steps_per_year: int) -> None:
+    """simulate_qe_blocks (the pipeline's: normals drawn a slab of steps at a time, memory independent of the grid)
+    equals simulate_qe_antithetic on every step's normals drawn at once."""
+    grid = build_grid(np.array([0.3, 1.0, 2.5]), steps_per_year, kappa=WORKSHOP.kappa)
+    assert grid.steps > STEP_SLAB or steps_per_year == 12
+    blocks, half = range(2, 5), 50
+    normals = chunk_normals(11, blocks, grid.steps, half)
+    whole = simulate_qe_antithetic(WORKSHOP, SPOT, RATE, DIVIDEND, grid, normals)
+    streamed = simulate_qe_blocks(WORKSHOP, SPOT, RATE, DIVIDEND, grid, 11, blocks, half)
+    assert np.array_equal(whole, streamed)
 
 
 def test_simulate_rejects_normals_for_another_grid() -> None:

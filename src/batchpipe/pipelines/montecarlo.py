@@ -34,7 +34,7 @@ from batchpipe.pricing.calendar import annual_schedule, year_fraction
 from batchpipe.pricing.calibration import UnfittableSurface, VolQuotes, calibrate
 from batchpipe.pricing.exactsum import ExactSums
 from batchpipe.pricing.heston import HestonParams, spot_kurtosis
-from batchpipe.pricing.paths import TimeGrid, build_grid, chunk_normals, simulate_qe_antithetic, steps_per_year_needed
+from batchpipe.pricing.paths import TimeGrid, build_grid, simulate_qe_blocks, steps_per_year_needed
 
 PLAN_VERSION = 2  # 2: kappa-aware grid, guarded control variates (results of version 1 are never resumed)
 MAX_BLOCKS = 64
@@ -350,10 +350,8 @@ def price_chunk(plan: Doc, shard: int, positions: Sequence[Doc], chunk: int) -> 
     grid = _grid(plan)
     half = layout.pairs_per_block
     nb = len(blocks)
-    normals = chunk_normals(int(sim["seed"]), blocks, grid.steps, half)
     params = HestonParams(**plan["model"]["heston"])
-    spots = simulate_qe_antithetic(params, spot, rate, dividend, grid, normals)
-    del normals
+    spots = simulate_qe_blocks(params, spot, rate, dividend, grid, int(sim["seed"]), blocks, half)
     times = np.array(plan["observationTimes"])
     measurable = np.array([spot_kurtosis(params, t) <= layout.paths / CONTROL_KURTOSIS_PATHS for t in times])
     column = {d: j for j, d in enumerate(plan["observationDates"])}
