@@ -38,8 +38,13 @@ class RichProgress:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         if exc_type is not None:
-            # the error line says what happened: no bar that looks finished above it
+            # the error line says what happened: no bar that looks finished above it, and (not on a terminal) no
+            # blank line either: the error stays the only line
             self._bar.live.transient = True
+            if not self.console.is_terminal:
+                with self.console.capture():
+                    self._bar.stop()
+                return
         else:
             self._finish()
         self._bar.stop()

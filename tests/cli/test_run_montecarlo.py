@@ -245,3 +245,15 @@ def test_max_calibration_rmse_is_an_error_gate(tmp_path: Path, write_json: Any) 
     accepted = run(path, "--local", "--output", str(out), "--max-calibration-rmse", "0.5")
     assert accepted.exit_code == 0
     assert json.loads((out / "results.json").read_text())["model"]["calibrationRmse"] == pytest.approx(0.0036, abs=2e-4)
+
+
+def test_an_input_error_is_exactly_one_line_on_stderr_of_the_real_command(tmp_path: Path, write_json: Any) -> None:
+    import subprocess
+    import sys
+
+    path = write_json(small_portfolio(market={"spot": 100.0}))  # the default surface: no quote can be fitted
+    done = subprocess.run([str(Path(sys.executable).with_name("batchpipe")), "run", "montecarlo", str(path), "--local",
+                           "--output", str(tmp_path / "o")], capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith(f"error: {path}: market.volSurface: none of the 70")
+    assert not (tmp_path / "o").exists()
