@@ -28,6 +28,7 @@ class RichProgress:
             auto_refresh=False,  # no refresh thread: the local engine forks worker processes
         )
         self._task: TaskID | None = None
+        self._stage: str | None = None
         self.started = time.monotonic()
 
     def __enter__(self) -> RichProgress:
@@ -58,8 +59,13 @@ class RichProgress:
             self._bar.refresh()
 
     def stage(self, name: str, description: str, total: int | None = None) -> None:
-        self._finish()
-        self._task = self._bar.add_task(description, total=total)
+        """A new stage gets its own line; the current stage again (the AWS tail's polls) updates its line."""
+        if self._task is not None and name == self._stage:
+            self._bar.update(self._task, description=description, total=total)
+        else:
+            self._finish()
+            self._task = self._bar.add_task(description, total=total)
+            self._stage = name
         self._bar.refresh()
 
     def advance(self, units: int = 1) -> None:

@@ -15,7 +15,7 @@ from botocore.stub import Stubber
 
 from batchpipe.aws import runs
 from batchpipe.aws.stack import StackOutputs
-from batchpipe.cli.aws import frame_progress
+from batchpipe.backends.aws import frame_progress
 
 OUTPUTS = StackOutputs("bucket", "queue", "pricer-def", "render-def", "mc-sm", "render-sm", "pricer", "render")
 PLAN = {"frameStart": 1, "frameEnd": 2500, "frameStep": 1, "frames": 2500}

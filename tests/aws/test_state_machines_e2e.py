@@ -18,7 +18,7 @@ import zstandard
 
 from batchpipe.aws import clients, handlers
 from batchpipe.aws.stack import StackOutputs
-from batchpipe.cli.aws import run_status
+from batchpipe.backends.aws import run_status
 from tests.aws.moto_runtime import CONFIG, BatchRuntime, patched
 from tests.conftest import EXAMPLE, WORKSHOP_HESTON, small_portfolio
 

@@ -239,3 +239,46 @@ def runnable_problems(outputs: StackOutputs, jobs: list[dict[str, Any]]) -> list
     now = int(time.time() * 1000)
     problems = [p for j in runnable if (p := runnable_problem(j, envs, now))]
     return list(dict.fromkeys(problems))
+
+
+def stages(execution_arn: str) -> list[str]:
+    """The states an execution entered, in order (its whole history, page by page)."""
+    pages = client("stepfunctions").get_paginator("get_execution_history").paginate(executionArn=execution_arn)
+    return [e["stateEnteredEventDetails"]["name"] for page in pages for e in page["events"]
+            if "stateEnteredEventDetails" in e]  # fmt: skip
+
+
+def _inside(root: Path, key: str, prefix: str) -> Path:
+    relative = key[len(prefix) :].lstrip("/")
+    target = (root / relative).resolve()
+    if not relative or not target.is_relative_to(root.resolve()):
+        raise InputError(f"refusing to write object '{key}' outside {root}")
+    return target
+
+
+def download(outputs: StackOutputs, job_name: str, names: list[str], directory: Path,
+             optional: frozenset[str] | set[str] = frozenset()) -> list[Path]:  # fmt: skip
+    """Objects of the run's prefix into `directory` (each checked to stay inside it); a missing optional one (a
+    partial render has no video) is skipped."""
+    prefix = run_prefix(job_name)
+    written = []
+    for name in names:
+        key = f"{prefix}/{name}"
+        target = _inside(directory, key, prefix)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            client("s3").download_file(outputs.bucket, key, str(target))
+        except ClientError as exc:
+            if name not in optional:
+                raise InputError(f"cannot download s3://{outputs.bucket}/{key}: {exc}") from None
+            continue
+        written.append(target)
+    return written
+
+
+def video_link(outputs: StackOutputs, job_name: str, expires: int = 3600) -> tuple[str, str]:
+    """(s3:// URI, presigned GET link) of a render run's video."""
+    key = f"{run_prefix(job_name)}/output.mp4"
+    url = client("s3").generate_presigned_url("get_object", Params={"Bucket": outputs.bucket, "Key": key},
+                                              ExpiresIn=expires)  # fmt: skip
+    return f"s3://{outputs.bucket}/{key}", str(url)

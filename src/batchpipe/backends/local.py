@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from batchpipe import artifacts, rundir
+from batchpipe.backends.summary import RunSummary
 from batchpipe.errors import InputError, Interrupted
 from batchpipe.pipelines import montecarlo as mc
 from batchpipe.pipelines import render as rp
@@ -151,13 +152,14 @@ def run_montecarlo(
     fresh: bool = False,
     force: bool = False,
     max_calibration_rmse: float | None = None,
-) -> Doc:
+) -> RunSummary:
     """Preprocess, price every shard, collate; write the plan, shard results, results.json and results.csv.
 
     The output directory is claimed first (`batchpipe.rundir`): a new or empty directory, or an earlier run of the
     same job, never another non-empty one unless `force`, and one run at a time. A re-run of the same job resumes:
     when its plan is identical, the shards whose results are there and complete are kept and only the others are
-    priced (unless `fresh`). Returns the results document with its first rows (all of them are in the files).
+    priced (unless `fresh`). The summary's document is the results document with its first rows (all of them are in
+    the files).
     """
     progress.stage("preprocess", f"{job_name}: calibrating and planning")
     builder = mc.PlanBuilder(portfolio, job_name, positions_per_job=positions_per_job, paths=paths, seed=seed)
@@ -166,7 +168,7 @@ def run_montecarlo(
                       warn=progress.warn) as run:  # fmt: skip
         doc = _price(builder, job_name, output_dir, progress, workers, fresh, run.earlier is not None)
         run.finish(doc["status"])
-    return doc
+    return RunSummary("montecarlo", job_name, doc["status"], str(output_dir), doc)
 
 
 def _price(builder: mc.PlanBuilder, job_name: str, output_dir: str, progress: Progress, workers: int | None,
@@ -240,7 +242,7 @@ def run_render(
     samples: int | None = None,
     fresh: bool = False,
     force: bool = False,
-) -> Doc:
+) -> RunSummary:
     """Inspect, render the shards on parallel Blender processes, stitch; write frames/, output.mp4, render.json.
 
     The output directory is claimed as for Monte Carlo (`batchpipe.rundir`). Shards run on threads (each waits on
@@ -261,7 +263,7 @@ def run_render(
                       warn=progress.warn) as run:  # fmt: skip
         doc = _render(plan, blend, job_name, output_dir, progress, workers, fresh, run.earlier is not None)
         run.finish(doc["status"])
-    return doc
+    return RunSummary("render", job_name, doc["status"], str(output_dir), doc)
 
 
 def _earlier_plan(output_dir: Path) -> Doc | None:

@@ -1,27 +1,31 @@
-"""The AWS commands: deploy, status, results, cancel, destroy (and `run` without --local, in cli/run.py)."""
+"""The AWS commands: deploy, status, results, cancel, destroy (and `run` without --local, in cli/run.py): thin
+shells over `batchpipe.backends.aws` and, for deploy and destroy, `batchpipe.aws.stack`."""
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
+from batchpipe.backends.aws import Target
 from batchpipe.errors import InputError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def aws_options(fn: F) -> F:
-    """--stack-name, --region, --profile; boto3 resolves everything else (credentials, AWS_ENDPOINT_URL)."""
+    """--stack-name, --region, --profile, handed to the command as one `target` (boto3 resolves everything else:
+    credentials, AWS_ENDPOINT_URL; the stack's outputs are looked up on first use)."""
 
-    def configure(ctx: click.Context, _param: click.Parameter, value: Any) -> Any:
-        ctx.ensure_object(dict)[_param.name] = value
-        return value
+    @functools.wraps(fn)
+    def with_target(*args: Any, stack_name: str, region: str | None, profile: str | None, **kwargs: Any) -> Any:
+        return fn(*args, target=Target(stack_name, region, profile), **kwargs)
 
+    command: Any = with_target
     for option in reversed(
         [
             click.option(
@@ -35,14 +39,8 @@ def aws_options(fn: F) -> F:
             click.option("--profile", help="AWS profile (default: boto3's: AWS_PROFILE, default)."),
         ]
     ):
-        fn = option(fn)
-    return fn
-
-
-def connect(region: str | None, profile: str | None) -> None:
-    from batchpipe.aws import clients
-
-    clients.configure(region=region, profile=profile)
+        command = option(command)
+    return command  # type: ignore[no-any-return]
 
 
 def _event_printer(console: Any) -> Callable[[dict[str, Any]], None]:
@@ -63,8 +61,8 @@ def _event_printer(console: Any) -> Callable[[dict[str, Any]], None]:
 @click.option("--vpc-id", help="Run Batch in this VPC (default: the stack creates one).")
 @click.option("--subnet-ids", help="Comma-separated subnets of --vpc-id for Batch instances.")
 @click.option("--dry-run", is_flag=True, help="Show what would change, change nothing.")
-def deploy(stack_name: str, region: str | None, profile: str | None, no_build: bool, max_vcpus: int | None,
-           image_tag: str | None, vpc_id: str | None, subnet_ids: str | None, dry_run: bool) -> None:  # fmt: skip
+def deploy(target: Target, no_build: bool, max_vcpus: int | None, image_tag: str | None, vpc_id: str | None,
+           subnet_ids: str | None, dry_run: bool) -> None:  # fmt: skip
     """Create or update the stack, then build and push both images and point the job definitions at them.
 
     \b
@@ -76,7 +74,8 @@ def deploy(stack_name: str, region: str | None, profile: str | None, no_build: b
     from batchpipe.aws import images, stack
     from batchpipe.aws.template import REPO_ROOT, build_template
 
-    connect(region, profile)
+    target.connect()
+    stack_name = target.stack_name
     console = Console(stderr=True)
     template = build_template()
     params = {"MaxvCpus": str(max_vcpus)} if max_vcpus else {}
@@ -105,76 +104,6 @@ def deploy(stack_name: str, region: str | None, profile: str | None, no_build: b
         click.echo(f"stack '{stack_name}' {first.lower() if first != 'UNCHANGED' else 'updated'}")
 
 
-def _duration(desc: dict[str, Any]) -> str:
-    end = desc.get("stopDate") or datetime.now(UTC)
-    seconds = int((end - desc["startDate"]).total_seconds())
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m{seconds % 60:02d}s" if seconds >= 3600 else (
-        f"{seconds // 60}m{seconds % 60:02d}s")  # fmt: skip
-
-
-def frame_progress(outputs: Any, job_name: str, expected: dict[str, set[str]]) -> dict[str, int] | None:
-    """A render run's frames in S3 out of the plan's total, once the plan exists: one paginated listing of the
-    frames/ prefix. `expected` caches the plan's frame names by job (a tail reads the plan once)."""
-    from batchpipe.aws import runs
-    from batchpipe.rendering.frames import FrameRange, frame_filename
-
-    if job_name not in expected:
-        plan = runs.plan_document(outputs, job_name)
-        if plan is None:
-            return None
-        frames = FrameRange(int(plan["frameStart"]), int(plan["frameEnd"]), int(plan["frameStep"])).frames()
-        expected[job_name] = {frame_filename(f) for f in frames}
-    names = expected[job_name]
-    return {"rendered": len(names & runs.frames_in_s3(outputs, job_name)), "total": len(names)}
-
-
-def run_status(outputs: Any, run: str, frame_names: dict[str, set[str]] | None = None) -> dict[str, Any]:
-    """A run's execution status, stages, array progress, failed children, and for a render its frames in S3."""
-    from batchpipe.aws import runs
-    from batchpipe.aws.clients import client
-
-    pipeline, desc = runs.find(outputs, run)
-    history = client("stepfunctions").get_execution_history(executionArn=desc["executionArn"], maxResults=1000)
-    stages = [e["stateEnteredEventDetails"]["name"] for e in history["events"] if "stateEnteredEventDetails" in e]
-    job = runs.job_of(desc)
-    jobs = [j for j in runs.batch_jobs(outputs, job) if j.get("createdAt", 0) >= desc["startDate"].timestamp() * 1000]
-    arrays = [j for j in jobs if "size" in (j.get("arrayProperties") or {})]
-    failed = [
-        {
-            "job": j["jobName"],
-            "index": runs.array_index(j),
-            "attempts": len(j.get("attempts") or []),
-            "statusReason": j.get("statusReason"),
-            "logStream": (j.get("container") or {}).get("logStreamName"),
-        }
-        for j in jobs
-        if j["status"] == "FAILED"
-    ]
-    stuck = runs.runnable_problems(outputs, jobs)
-    frames = frame_progress(outputs, job, {} if frame_names is None else frame_names) if pipeline == "render" else None
-    return {
-        "jobName": job,
-        "execution": desc["name"],
-        "pipeline": pipeline,
-        "executionArn": desc["executionArn"],
-        "status": desc["status"],
-        "started": desc["startDate"].isoformat(),
-        "duration": _duration(desc),
-        "stages": stages,
-        "arrays": [
-            {
-                "job": a["jobName"],
-                "size": a["arrayProperties"]["size"],
-                "statusSummary": a["arrayProperties"].get("statusSummary", {}),
-            }
-            for a in arrays
-        ],
-        "failedJobs": failed,
-        "stuck": stuck,
-        **({"frames": frames} if frames is not None else {}),
-    }
-
-
 @click.command()
 @click.argument("run", required=False)
 @aws_options
@@ -182,8 +111,7 @@ def run_status(outputs: Any, run: str, frame_names: dict[str, set[str]] | None =
 @click.option("--watch", is_flag=True, help="Follow RUN live until it ends, then show its results.")
 @click.option("--local", is_flag=True, help="Runs on this machine: RUN is a run directory, a job name under "
               "./batchpipe-runs/, or a directory of runs to list (default ./batchpipe-runs/).")  # fmt: skip
-def status(run: str | None, stack_name: str, region: str | None, profile: str | None, as_json: bool,
-           watch: bool, local: bool) -> None:  # fmt: skip
+def status(run: str | None, target: Target, as_json: bool, watch: bool, local: bool) -> None:
     """Recent runs of both pipelines, or one run (execution ARN or job name) in detail.
 
     \b
@@ -195,22 +123,19 @@ def status(run: str | None, stack_name: str, region: str | None, profile: str | 
     from rich.console import Console
     from rich.table import Table
 
+    from batchpipe.backends import aws
+
     if local:
         from batchpipe.cli.local import local_status
 
         local_status(run, as_json, watch)
         return
-    from batchpipe.aws import runs, stack
-
-    connect(region, profile)
-    out = stack.outputs(stack_name)
     if run is None:
-        rows = [{"jobName": e["name"], "pipeline": p, "status": e["status"], "started": e["startDate"].isoformat(),
-                 "duration": _duration(e)} for p, e in runs.executions(out)]  # fmt: skip
+        rows = aws.recent_runs(target)
         if as_json:
             click.echo(json.dumps(rows, indent=2))
             return
-        table = Table(title=f"Recent runs in stack '{stack_name}'", title_justify="left")
+        table = Table(title=f"Recent runs in stack '{target.stack_name}'", title_justify="left")
         for col in ("name", "pipeline", "status", "started", "duration"):
             table.add_column(col)
         for r in rows:
@@ -218,9 +143,11 @@ def status(run: str | None, stack_name: str, region: str | None, profile: str | 
         Console().print(table)
         return
     if watch:
-        tail(out, run, stack_name, as_json)
+        from batchpipe.cli.run import show_summary
+
+        show_summary(_follow(target, run), as_json)
         return
-    doc = run_status(out, run)
+    doc = aws.run_status(target.outputs, run)
     if as_json:
         click.echo(json.dumps(doc, indent=2))
         return
@@ -240,12 +167,16 @@ def status(run: str | None, stack_name: str, region: str | None, profile: str | 
                       f"(log stream {f['logStream']})")  # fmt: skip
 
 
-def _safe_target(root: Path, key: str, prefix: str) -> Path:
-    relative = key[len(prefix) :].lstrip("/")
-    target = (root / relative).resolve()
-    if not relative or not target.is_relative_to(root.resolve()):
-        raise InputError(f"refusing to write object '{key}' outside {root}")
-    return target
+def _follow(target: Target, run: str) -> Any:
+    from rich.console import Console
+
+    from batchpipe.aws import runs
+    from batchpipe.backends import aws
+    from batchpipe.ui import RichProgress
+
+    _, desc = runs.find(target.outputs, run)
+    with RichProgress(Console(stderr=True)) as progress:
+        return aws.follow(target, runs.job_of(desc), progress, execution=desc["name"])
 
 
 @click.command()
@@ -256,8 +187,7 @@ def _safe_target(root: Path, key: str, prefix: str) -> Path:
 @click.option("--json", "as_json", is_flag=True, help="Print the result document.")
 @click.option("--local", is_flag=True, help="A run on this machine: a run directory or a job name under "
               "./batchpipe-runs/.")  # fmt: skip
-def results(run: str, stack_name: str, region: str | None, profile: str | None, download: Path | None,
-            as_json: bool, local: bool) -> None:  # fmt: skip
+def results(run: str, target: Target, download: Path | None, as_json: bool, local: bool) -> None:
     """The collated results of a run (the video's location and a link for render).
 
     \b
@@ -267,6 +197,9 @@ def results(run: str, stack_name: str, region: str | None, profile: str | None, 
     """
     from rich.console import Console
 
+    from batchpipe.backends import aws
+    from batchpipe.ui import montecarlo_tables, render_summary
+
     if local:
         from batchpipe.cli.local import local_results
 
@@ -274,63 +207,43 @@ def results(run: str, stack_name: str, region: str | None, profile: str | None, 
             raise InputError("--download is for AWS runs: a local run's files are in its directory")
         local_results(run, as_json)
         return
-    from batchpipe.aws import runs, stack
-    from batchpipe.aws.clients import client
-    from batchpipe.ui import montecarlo_tables, render_summary
-
-    connect(region, profile)
-    out = stack.outputs(stack_name)
-    pipeline, desc = runs.find(out, run)
-    doc = runs.result_document(out, pipeline, runs.job_of(desc))
+    pipeline, job, doc, state = aws.result_document(target, run)
     if doc is None:
-        raise InputError(f"run '{desc['name']}' has no collated results yet ({desc['status']}): "
-                         f"`batchpipe status {desc['name']}` shows where it is")  # fmt: skip
-    prefix = runs.run_prefix(runs.job_of(desc))
+        raise InputError(f"run '{job}' has no collated results yet ({state}): "
+                         f"`batchpipe status {job}` shows where it is")  # fmt: skip
     if download is not None:
-        names = ["results.json", "results.csv"] if pipeline == "montecarlo" else ["render.json", "output.mp4"]
-        for name in names:
-            key = f"{prefix}/{name}"
-            target = _safe_target(download, key, prefix)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                client("s3").download_file(out.bucket, key, str(target))
-            except Exception as exc:  # the video is absent for a partial render
-                if name != "output.mp4":
-                    raise InputError(f"cannot download s3://{out.bucket}/{key}: {exc}") from None
+        aws.download(target, pipeline, job, download)
     if as_json:
         click.echo(json.dumps(doc, indent=2))
     elif pipeline == "montecarlo":
         montecarlo_tables(doc, Console())
     else:
-        render_summary(doc, f"s3://{out.bucket}/{prefix}", Console())
+        render_summary(doc, aws.location(target.outputs, job), Console())
         if doc.get("video"):
-            url = client("s3").generate_presigned_url(
-                "get_object", Params={"Bucket": out.bucket, "Key": f"{prefix}/output.mp4"}, ExpiresIn=3600
-            )
-            click.echo(f"video: s3://{out.bucket}/{prefix}/output.mp4\nlink (1 hour): {url}")
+            uri, url = aws.video_link(target, job)
+            click.echo(f"video: {uri}\nlink (1 hour): {url}")
 
 
 @click.command()
 @click.argument("run")
 @aws_options
-def cancel(run: str, stack_name: str, region: str | None, profile: str | None) -> None:
+def cancel(run: str, target: Target) -> None:
     """Stop a run: its execution and every unfinished Batch job it started.
 
     \b
     Example:
       batchpipe cancel MCAutocallable
     """
-    from batchpipe.aws import runs, stack
+    from batchpipe.backends import aws
 
-    connect(region, profile)
-    arn, terminated = runs.cancel(stack.outputs(stack_name), run)
+    arn, terminated = aws.cancel(target, run)
     click.echo(f"stopped {arn}; terminated {terminated} Batch job{'s' if terminated != 1 else ''}")
 
 
 @click.command()
 @aws_options
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-def destroy(stack_name: str, region: str | None, profile: str | None, yes: bool) -> None:
+def destroy(target: Target, yes: bool) -> None:
     """Empty the bucket (every version) and the image repositories, then delete the stack.
 
     \b
@@ -341,103 +254,11 @@ def destroy(stack_name: str, region: str | None, profile: str | None, yes: bool)
 
     from batchpipe.aws import stack
 
-    connect(region, profile)
-    if not yes and not click.confirm(f"Delete stack '{stack_name}' with all its runs' data and images?"):
+    target.connect()
+    if not yes and not click.confirm(f"Delete stack '{target.stack_name}' with all its runs' data and images?"):
         raise InputError("not confirmed: nothing deleted")
-    stack.destroy(stack_name, _event_printer(Console(stderr=True)))
-    click.echo(f"stack '{stack_name}' deleted")
+    stack.destroy(target.stack_name, _event_printer(Console(stderr=True)))
+    click.echo(f"stack '{target.stack_name}' deleted")
 
 
 COMMANDS = [deploy, status, results, cancel, destroy]
-
-
-def start_run(pipeline: str, job_name: str, input_file: Path, stack_name: str, region: str | None,
-              profile: str | None, no_wait: bool, as_json: bool, upload: bytes | None = None,
-              resume: str | None = None, **extra: Any) -> None:  # fmt: skip
-    """`run ... ` without --local: the input is already validated; upload it, start, then tail or print the ARN."""
-    import tempfile
-
-    from batchpipe.aws import runs, stack
-
-    try:
-        connect(region, profile)
-        out = stack.outputs(stack_name)
-    except InputError as exc:  # no credentials, region or stack: the local engine needs none of them
-        local = "or add --local to run on this machine"
-        raise InputError(exc.message, f"{exc.hint}; {local}" if exc.hint else local) from None
-    if resume is not None:
-        arn = runs.resume(out, resume, upload if upload is not None else input_file.read_bytes(), pipeline)
-        execution = arn.rsplit(":", 1)[1]
-        job_name = runs.job_of(runs.find(out, arn)[1])
-        if no_wait:
-            click.echo(json.dumps({"jobName": job_name, "executionArn": arn}) if as_json else arn)
-            return
-        tail(out, job_name, stack_name, as_json, execution=execution)
-        return
-    if upload is not None:
-        with tempfile.TemporaryDirectory() as tmp:
-            copy = Path(tmp) / input_file.name
-            copy.write_bytes(upload)
-            arn = runs.start(pipeline, out, job_name, copy, **extra)
-    else:
-        arn = runs.start(pipeline, out, job_name, input_file, **extra)
-    if no_wait:
-        click.echo(json.dumps({"jobName": job_name, "executionArn": arn}) if as_json else arn)
-        return
-    tail(out, job_name, stack_name, as_json)
-
-
-def tail(out: Any, job_name: str, stack_name: str, as_json: bool, poll: float = 2.0,
-         execution: str | None = None) -> None:  # fmt: skip
-    """Follow a run: current stage, then the array's children by status (a render: and its frames in S3, counted
-    by one paginated listing per poll), then its results."""
-    import sys
-    import time
-
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from batchpipe.aws import runs
-    from batchpipe.ui import montecarlo_tables, render_summary
-
-    console = Console(stderr=True)
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   console=console, transient=False)  # fmt: skip
-    task = bar.add_task(f"{job_name}: starting", total=None)
-    frame_names: dict[str, set[str]] = {}
-    try:
-        with bar:
-            while True:
-                doc = run_status(out, execution or job_name, frame_names)
-                stage = doc["stages"][-1] if doc["stages"] else "starting"
-                text = f"{job_name}: {stage}"
-                if doc["arrays"]:  # the array's children by status, as a bar of finished children
-                    a = doc["arrays"][-1]
-                    counts = a["statusSummary"]
-                    text += " (" + ", ".join(f"{k} {v}" for k, v in counts.items() if v) + ")"
-                    finished = counts.get("SUCCEEDED", 0) + counts.get("FAILED", 0)
-                    bar.update(task, total=a["size"], completed=finished)
-                if doc.get("frames"):  # a render: the bar counts frames, finer than children
-                    text += f" frames {doc['frames']['rendered']}/{doc['frames']['total']}"
-                    bar.update(task, total=doc["frames"]["total"], completed=doc["frames"]["rendered"])
-                if doc["stuck"]:
-                    text += f" - {doc['stuck'][0]}"
-                bar.update(task, description=text)
-                if doc["status"] != "RUNNING":
-                    break
-                time.sleep(poll)
-    except KeyboardInterrupt:
-        console.print(f"stopped watching; the run goes on. Watch again: batchpipe status {job_name} --watch "
-                      f"--stack-name {stack_name}")  # fmt: skip
-        sys.exit(130)
-    result = runs.result_document(out, doc["pipeline"], job_name)
-    if as_json:
-        click.echo(json.dumps(result if result is not None else doc, indent=2))
-    elif result is not None:
-        if doc["pipeline"] == "montecarlo":
-            montecarlo_tables(result, Console())
-        else:
-            render_summary(result, f"s3://{out.bucket}/{runs.run_prefix(job_name)}", Console())
-    if doc["status"] != "SUCCEEDED":
-        console.print(f"[red]{doc['status']}[/]: `batchpipe status {job_name}` shows the stages and failed jobs")
-        sys.exit(1)

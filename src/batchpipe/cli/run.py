@@ -13,10 +13,13 @@ from typing import Any, TypeVar
 
 import click
 
-from batchpipe.cli.aws import aws_options, start_run
+from batchpipe.backends.aws import Target
+from batchpipe.backends.summary import RunSummary
+from batchpipe.cli.aws import aws_options
 from batchpipe.errors import InputError
 from batchpipe.pricing.domain import MAX_PATHS, MIN_PATHS
 
+DEFAULT_ROOT = Path("batchpipe-runs")
 JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$")
 
 
@@ -65,7 +68,7 @@ def common_options(what: str) -> Callable[[F], F]:
     def decorate(fn: F) -> F:
         for option in reversed(
             [
-                click.option("--local", is_flag=True, help="Run on this machine instead of AWS Batch."),
+                click.option("--local", "local_run", is_flag=True, help="Run on this machine instead of AWS Batch."),
                 click.option("--job-name", help=f"Name of the run (default: the {what} name and UTC time)."),
                 click.option("--workers", type=click.IntRange(min=1), help="Parallel workers (default: all cores)."),
                 click.option(
@@ -111,7 +114,7 @@ def common_options(what: str) -> Callable[[F], F]:
 @click.option("--resume", "resume", metavar="RUN", help="On AWS: price only what RUN is missing, over its output.")
 def montecarlo(
     portfolio: Path,
-    local: bool,
+    local_run: bool,
     job_name: str | None,
     positions_per_job: int | None,
     paths: int | None,
@@ -121,9 +124,7 @@ def montecarlo(
     output: Path | None,
     force: bool,
     as_json: bool,
-    stack_name: str,
-    region: str | None,
-    profile: str | None,
+    target: Target,
     no_wait: bool,
     fresh: bool,
     resume: str | None,
@@ -140,53 +141,31 @@ def montecarlo(
     """
     from rich.console import Console
 
-    from batchpipe.backends import local as local_backend
+    from batchpipe.backends import aws, local
     from batchpipe.pipelines.montecarlo import PlanBuilder, calibration_gate
     from batchpipe.pipelines.portfolio import load_portfolio, with_simulation_overrides
-    from batchpipe.ui import RichProgress, montecarlo_tables
+    from batchpipe.ui import RichProgress
 
-    _check_resume_options(local, fresh, resume, "positions_per_job")
+    _check_resume_options(local_run, fresh, resume, "positions_per_job")
     doc_in = load_portfolio(portfolio)
     name = _job_name(job_name, doc_in.name)
     stderr = Console(stderr=True)
-    if not local:
-        # what the AWS preprocess will do, here first: bad input (a surface that cannot be fitted) never reaches S3
-        calibration_gate(PlanBuilder(doc_in, name, positions_per_job, paths, seed), max_calibration_rmse,
-                         stderr_warn(stderr))  # fmt: skip
-        upload = with_simulation_overrides(portfolio, paths, seed)  # the AWS stages read the overrides from the file
-        start_run("montecarlo", name, portfolio, stack_name, region, profile, no_wait, as_json, upload=upload,
-                  resume=resume, positionsPerJob=positions_per_job)  # fmt: skip
-        return
-    out_dir = output or Path("batchpipe-runs") / name
     with RichProgress(stderr) as progress:
-        doc = local_backend.run_montecarlo(
-            doc_in,
-            job_name=name,
-            output_dir=str(out_dir),
-            progress=progress,
-            positions_per_job=positions_per_job,
-            paths=paths,
-            seed=seed,
-            workers=workers,
-            fresh=fresh,
-            force=force,
-            max_calibration_rmse=max_calibration_rmse,
-        )
-    if as_json:  # the whole document, streamed from the file (it can be large)
-        from batchpipe.artifacts import copy_to
-
-        copy_to(str(out_dir / "results.json"), sys.stdout.write)
-    else:
-        montecarlo_tables(doc, Console())
-        stderr.print(f"Job {name}: {out_dir}/results.json, {out_dir}/results.csv")
-    if doc["status"] != "SUCCEEDED":
-        stderr.print(f"[red]{doc['status']}[/]: {doc['failedCount']:,} of {doc['positionCount']:,} positions not "
-                     f"priced (results.csv has each one's error)")  # fmt: skip
-        sys.exit(1)
-
-
-def stderr_warn(console: Any) -> Callable[[str], None]:
-    return lambda message: console.print(f"[yellow]warning:[/] {message}")
+        if local_run:
+            summary = local.run_montecarlo(doc_in, job_name=name, output_dir=str(output or DEFAULT_ROOT / name),
+                                           progress=progress, positions_per_job=positions_per_job, paths=paths,
+                                           seed=seed, workers=workers, fresh=fresh, force=force,
+                                           max_calibration_rmse=max_calibration_rmse)  # fmt: skip
+        else:
+            # what the AWS preprocess will do, here first: input it cannot price (a surface that cannot be fitted)
+            # never reaches S3; the AWS stages read --paths / --seed from the uploaded file
+            calibration_gate(PlanBuilder(doc_in, name, positions_per_job, paths, seed), max_calibration_rmse,
+                             progress.warn)  # fmt: skip
+            summary = aws.run_montecarlo(portfolio, job_name=name, target=target, progress=progress,
+                                         positions_per_job=positions_per_job,
+                                         upload=with_simulation_overrides(portfolio, paths, seed), resume=resume,
+                                         wait=not no_wait)  # fmt: skip
+    show_summary(summary, as_json)
 
 
 @run.command()
@@ -203,7 +182,7 @@ def stderr_warn(console: Any) -> Callable[[str], None]:
 @click.option("--resume", "resume", metavar="RUN", help="On AWS: render only what RUN is missing, over its output.")
 def render(
     blend: Path,
-    local: bool,
+    local_run: bool,
     job_name: str | None,
     workers: int | None,
     output: Path | None,
@@ -213,9 +192,7 @@ def render(
     frame_range: str | None,
     resolution_percentage: int | None,
     samples: int | None,
-    stack_name: str,
-    region: str | None,
-    profile: str | None,
+    target: Target,
     no_wait: bool,
     fresh: bool,
     resume: str | None,
@@ -234,45 +211,70 @@ def render(
     """
     from rich.console import Console
 
-    from batchpipe.backends import local as local_backend
+    from batchpipe.backends import aws, local
+    from batchpipe.pipelines import render as rp
     from batchpipe.rendering.frames import parse_frames_option
-    from batchpipe.ui import RichProgress, render_summary
+    from batchpipe.ui import RichProgress
 
     try:
         frames = parse_frames_option(frame_range) if frame_range is not None else None
     except ValueError as exc:
         raise InputError(str(exc)) from None
     name = _job_name(job_name, blend.stem)
-    _check_resume_options(local, fresh, resume, "frames_per_job")
-    if not local:
+    _check_resume_options(local_run, fresh, resume, "frames_per_job")
+    if not local_run:
         if frames is not None or resolution_percentage is not None or samples is not None:
             raise InputError("--frames, --resolution-percentage and --samples apply to --local runs only")
-        from batchpipe.pipelines import render as rp
-
         rp.preprocess(blend, name, frames_per_job)  # the same checks as the local engine; nothing is written
-        start_run("render", name, blend, stack_name, region, profile, no_wait, as_json, resume=resume,
-                  framesPerJob=frames_per_job)  # fmt: skip
-        return
-    out_dir = output or Path("batchpipe-runs") / name
+    with RichProgress(Console(stderr=True)) as progress:
+        if local_run:
+            summary = local.run_render(blend, job_name=name, output_dir=output or DEFAULT_ROOT / name,
+                                       progress=progress, frames_per_job=frames_per_job, workers=workers,
+                                       frames=frames, resolution_percentage=resolution_percentage, samples=samples,
+                                       fresh=fresh, force=force)  # fmt: skip
+        else:
+            summary = aws.run_render(blend, job_name=name, target=target, progress=progress,
+                                     frames_per_job=frames_per_job, resume=resume, wait=not no_wait)  # fmt: skip
+    show_summary(summary, as_json)
+
+
+def show_summary(summary: RunSummary, as_json: bool) -> None:
+    """What a run left, the same for both backends and pipelines: the document or its tables, then the exit code."""
+    from rich.console import Console
+
+    from batchpipe.artifacts import copy_to
+    from batchpipe.ui import montecarlo_tables, render_summary
+
     stderr = Console(stderr=True)
-    with RichProgress(stderr) as progress:
-        doc = local_backend.run_render(
-            blend,
-            job_name=name,
-            output_dir=out_dir,
-            progress=progress,
-            frames_per_job=frames_per_job,
-            workers=workers,
-            frames=frames,
-            resolution_percentage=resolution_percentage,
-            samples=samples,
-            fresh=fresh,
-            force=force,
-        )
+    doc, where = summary.document, summary.location
+    on_disk = not where.startswith("s3://")
+    if summary.status == "RUNNING" and doc is None:  # started without waiting
+        click.echo(json.dumps({"jobName": summary.job_name, "executionArn": summary.execution_arn}) if as_json
+                   else summary.execution_arn)  # fmt: skip
+        return
     if as_json:
-        click.echo(json.dumps(doc, indent=2, allow_nan=False))
-    else:
-        render_summary(doc, out_dir, Console())
-    if doc["status"] != "SUCCEEDED":
-        stderr.print(f"[red]{doc['status']}[/]: frames missing: {doc['missingFrameRanges']} (logs in {out_dir}/logs)")
-        sys.exit(1)
+        if on_disk and summary.pipeline == "montecarlo":  # the whole document, streamed (it can be large)
+            copy_to(str(Path(where) / "results.json"), sys.stdout.write)
+        else:
+            shown = doc if doc is not None else {"jobName": summary.job_name, "status": summary.status,
+                                                 "executionArn": summary.execution_arn}  # fmt: skip
+            click.echo(json.dumps(shown, indent=2, allow_nan=False))
+    elif doc is not None:
+        if summary.pipeline == "montecarlo":
+            montecarlo_tables(doc, Console())
+            if on_disk:
+                stderr.print(f"Job {summary.job_name}: {where}/results.json, {where}/results.csv")
+        else:
+            render_summary(doc, where, Console())
+    if summary.exit_code == 0:
+        return
+    if not on_disk:
+        stderr.print(
+            f"[red]{summary.status}[/]: `batchpipe status {summary.job_name}` shows the stages and failed jobs"
+        )
+    elif summary.pipeline == "montecarlo" and doc is not None:
+        stderr.print(f"[red]{summary.status}[/]: {doc['failedCount']:,} of {doc['positionCount']:,} positions not "
+                     f"priced (results.csv has each one's error)")  # fmt: skip
+    elif doc is not None:
+        stderr.print(f"[red]{summary.status}[/]: frames missing: {doc['missingFrameRanges']} (logs in {where}/logs)")
+    sys.exit(summary.exit_code)

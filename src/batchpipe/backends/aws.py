@@ -1,0 +1,276 @@
+"""The AWS backend: the local engine's functions (`run_montecarlo`, `run_render`, `run_status`) and progress events
+over a deployed stack.
+
+A run uploads its (already validated) input, starts the pipeline's state machine with the workshop's payload and
+follows the execution: `stage()` as it enters a state (the same stage again updates its line: the array's children
+by status, a render's frames in S3), `advance()` as children (a render: frames) finish, `warn()` once for each
+stuck-job diagnosis. The AWS calls themselves are in `batchpipe.aws`; nothing here imports boto3.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from batchpipe.backends.summary import RunSummary
+from batchpipe.errors import BatchpipeError, InputError
+from batchpipe.progress import Progress
+
+Doc = dict[str, Any]
+POLL_SECONDS = 2.0
+
+
+class Detached(BatchpipeError):
+    """The user stopped watching (Ctrl-C): the run goes on in AWS."""
+
+    exit_code = 130
+
+
+@dataclass
+class Target:
+    """The stack a command works on; its outputs are looked up once, on first use."""
+
+    stack_name: str = "batchpipe"
+    region: str | None = None
+    profile: str | None = None
+    _outputs: Any = field(default=None, repr=False, compare=False)
+
+    def connect(self) -> None:
+        from batchpipe.aws import clients
+
+        clients.configure(region=self.region, profile=self.profile)
+
+    @property
+    def outputs(self) -> Any:
+        """The stack's `StackOutputs` (an InputError saying what to do when there is no stack or no account)."""
+        if self._outputs is None:
+            from batchpipe.aws import stack
+
+            self.connect()
+            self._outputs = stack.outputs(self.stack_name)
+        return self._outputs
+
+
+def run_montecarlo(
+    portfolio: Path,
+    *,
+    job_name: str,
+    target: Target,
+    progress: Progress,
+    positions_per_job: int | None = None,
+    upload: bytes | None = None,
+    resume: str | None = None,
+    wait: bool = True,
+    poll: float = POLL_SECONDS,
+) -> RunSummary:
+    """Upload the portfolio (`upload`: its bytes with the simulation overrides written in) and run the Monte Carlo
+    state machine; with `resume`, run RUN again over its own output instead."""
+    return _run("montecarlo", portfolio, job_name, target, progress, upload, resume, wait, poll,
+                positionsPerJob=positions_per_job)  # fmt: skip
+
+
+def run_render(
+    blend: Path,
+    *,
+    job_name: str,
+    target: Target,
+    progress: Progress,
+    frames_per_job: int,
+    resume: str | None = None,
+    wait: bool = True,
+    poll: float = POLL_SECONDS,
+) -> RunSummary:
+    """Upload the .blend and run the render state machine; with `resume`, run RUN again over its own output."""
+    return _run("render", blend, job_name, target, progress, None, resume, wait, poll, framesPerJob=frames_per_job)
+
+
+def _outputs_or_local_hint(target: Target) -> Any:
+    try:
+        return target.outputs
+    except InputError as exc:  # no credentials, region or stack: the local engine needs none of them
+        local = "or add --local to run on this machine"
+        raise InputError(exc.message, f"{exc.hint}; {local}" if exc.hint else local) from None
+
+
+def _run(pipeline: str, input_file: Path, job_name: str, target: Target, progress: Progress, upload: bytes | None,
+         resume: str | None, wait: bool, poll: float, **extra: Any) -> RunSummary:  # fmt: skip
+    from batchpipe.aws import runs
+
+    out = _outputs_or_local_hint(target)
+    execution = None
+    if resume is not None:
+        arn = runs.resume(out, resume, upload if upload is not None else input_file.read_bytes(), pipeline)
+        execution = arn.rsplit(":", 1)[1]
+        job_name = runs.job_of(runs.find(out, arn)[1])
+    elif upload is not None:
+        with tempfile.TemporaryDirectory() as tmp:
+            copy = Path(tmp) / input_file.name
+            copy.write_bytes(upload)
+            arn = runs.start(pipeline, out, job_name, copy, **extra)
+    else:
+        arn = runs.start(pipeline, out, job_name, input_file, **extra)
+    if not wait:
+        return RunSummary(pipeline, job_name, "RUNNING", location(out, job_name), execution_arn=arn)
+    return follow(target, job_name, progress, execution=execution, poll=poll)
+
+
+def location(outputs: Any, job_name: str) -> str:
+    from batchpipe.aws.runs import run_prefix
+
+    return f"s3://{outputs.bucket}/{run_prefix(job_name)}"
+
+
+def follow(
+    target: Target, job_name: str, progress: Progress, *, execution: str | None = None, poll: float = POLL_SECONDS
+) -> RunSummary:
+    """Follow a run until its execution ends, then read its collated result. Ctrl-C stops watching, not the run."""
+    from batchpipe.aws import runs
+
+    out = target.outputs
+    frame_names: dict[str, set[str]] = {}
+    stage, shown, warned = None, 0, set()
+    try:
+        while True:
+            doc = run_status(out, execution or job_name, frame_names)
+            now = doc["stages"][-1] if doc["stages"] else "starting"
+            text, total, completed = f"{job_name}: {now}", None, 0
+            if doc["arrays"]:  # the array's children by status, the bar counting finished children
+                a = doc["arrays"][-1]
+                counts = a["statusSummary"]
+                text += " (" + ", ".join(f"{k} {v}" for k, v in counts.items() if v) + ")"
+                total, completed = a["size"], counts.get("SUCCEEDED", 0) + counts.get("FAILED", 0)
+            if doc.get("frames"):  # a render: the bar counts frames, finer than children
+                text += f" frames {doc['frames']['rendered']}/{doc['frames']['total']}"
+                total, completed = doc["frames"]["total"], doc["frames"]["rendered"]
+            if now != stage:
+                stage, shown = now, 0
+            progress.stage(now, text, total=total)
+            if completed > shown:
+                progress.advance(completed - shown)
+                shown = completed
+            for problem in doc["stuck"]:
+                if problem not in warned:
+                    warned.add(problem)
+                    progress.warn(problem)
+            if doc["status"] != "RUNNING":
+                break
+            time.sleep(poll)
+    except KeyboardInterrupt:
+        raise Detached(
+            "stopped watching; the run goes on",
+            f"watch again: batchpipe status {job_name} --watch --stack-name {target.stack_name}",
+        ) from None
+    result = runs.result_document(out, doc["pipeline"], job_name)
+    status = doc["status"] if doc["status"] != "SUCCEEDED" or result is None else str(result.get("status"))
+    return RunSummary(doc["pipeline"], job_name, status, location(out, job_name), result, doc["executionArn"])
+
+
+def _duration(desc: Doc) -> str:
+    end = desc.get("stopDate") or datetime.now(UTC)
+    seconds = int((end - desc["startDate"]).total_seconds())
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m{seconds % 60:02d}s" if seconds >= 3600 else (
+        f"{seconds // 60}m{seconds % 60:02d}s")  # fmt: skip
+
+
+def frame_progress(outputs: Any, job_name: str, expected: dict[str, set[str]]) -> dict[str, int] | None:
+    """A render run's frames in S3 out of the plan's total, once the plan exists: one paginated listing of the
+    frames/ prefix. `expected` caches the plan's frame names by job (a tail reads the plan once)."""
+    from batchpipe.aws import runs
+    from batchpipe.rendering.frames import FrameRange, frame_filename
+
+    if job_name not in expected:
+        plan = runs.plan_document(outputs, job_name)
+        if plan is None:
+            return None
+        frames = FrameRange(int(plan["frameStart"]), int(plan["frameEnd"]), int(plan["frameStep"])).frames()
+        expected[job_name] = {frame_filename(f) for f in frames}
+    names = expected[job_name]
+    return {"rendered": len(names & runs.frames_in_s3(outputs, job_name)), "total": len(names)}
+
+
+def run_status(outputs: Any, run: str, frame_names: dict[str, set[str]] | None = None) -> Doc:
+    """A run's execution status, stages, array progress, failed children, and for a render its frames in S3."""
+    from batchpipe.aws import runs
+
+    pipeline, desc = runs.find(outputs, run)
+    stages = runs.stages(desc["executionArn"])
+    job = runs.job_of(desc)
+    jobs = [j for j in runs.batch_jobs(outputs, job) if j.get("createdAt", 0) >= desc["startDate"].timestamp() * 1000]
+    arrays = [j for j in jobs if "size" in (j.get("arrayProperties") or {})]
+    failed = [
+        {
+            "job": j["jobName"],
+            "index": runs.array_index(j),
+            "attempts": len(j.get("attempts") or []),
+            "statusReason": j.get("statusReason"),
+            "logStream": (j.get("container") or {}).get("logStreamName"),
+        }
+        for j in jobs
+        if j["status"] == "FAILED"
+    ]
+    stuck = runs.runnable_problems(outputs, jobs)
+    frames = frame_progress(outputs, job, {} if frame_names is None else frame_names) if pipeline == "render" else None
+    return {
+        "jobName": job,
+        "execution": desc["name"],
+        "pipeline": pipeline,
+        "executionArn": desc["executionArn"],
+        "status": desc["status"],
+        "started": desc["startDate"].isoformat(),
+        "duration": _duration(desc),
+        "stages": stages,
+        "arrays": [
+            {
+                "job": a["jobName"],
+                "size": a["arrayProperties"]["size"],
+                "statusSummary": a["arrayProperties"].get("statusSummary", {}),
+            }
+            for a in arrays
+        ],
+        "failedJobs": failed,
+        "stuck": stuck,
+        **({"frames": frames} if frames is not None else {}),
+    }
+
+
+def recent_runs(target: Target) -> list[Doc]:
+    """Recent runs of both pipelines in the stack, newest first."""
+    from batchpipe.aws import runs
+
+    return [{"jobName": e["name"], "pipeline": p, "status": e["status"], "started": e["startDate"].isoformat(),
+             "duration": _duration(e)} for p, e in runs.executions(target.outputs)]  # fmt: skip
+
+
+def result_document(target: Target, run: str) -> tuple[str, str, Doc | None, str]:
+    """(pipeline, job name, collated result or None, execution status) of a run, by job name or execution ARN."""
+    from batchpipe.aws import runs
+
+    pipeline, desc = runs.find(target.outputs, run)
+    job = runs.job_of(desc)
+    return pipeline, job, runs.result_document(target.outputs, pipeline, job), str(desc["status"])
+
+
+def download(target: Target, pipeline: str, job_name: str, directory: Path) -> list[Path]:
+    """The run's results (Monte Carlo: results.json, results.csv; render: render.json and, when there is one, the
+    video) into `directory`, every target checked to stay inside it."""
+    from batchpipe.aws import runs
+
+    names = ["results.json", "results.csv"] if pipeline == "montecarlo" else ["render.json", "output.mp4"]
+    return runs.download(target.outputs, job_name, names, directory, optional={"output.mp4"})
+
+
+def video_link(target: Target, job_name: str) -> tuple[str, str]:
+    """(s3:// URI, a presigned link valid for an hour) of a render run's video."""
+    from batchpipe.aws import runs
+
+    return runs.video_link(target.outputs, job_name)
+
+
+def cancel(target: Target, run: str) -> tuple[str, int]:
+    from batchpipe.aws import runs
+
+    return runs.cancel(target.outputs, run)
