@@ -28,7 +28,7 @@ import pytest
 from batchpipe.pipelines import montecarlo
 from batchpipe.pipelines.montecarlo import collate, preprocess, price_shard, shard_slice
 from batchpipe.pipelines.portfolio import Simulation, parse_portfolio
-from batchpipe.pricing.paths import TimeGrid, build_grid
+from batchpipe.pricing.paths import TimeGrid, build_grid, simulate_qe_antithetic
 
 DEFAULT_STEPS = Simulation().steps_per_year
 WORKSHOP_HESTON = {"v0": 0.01216, "kappa": 1.445, "theta": 0.0326, "sigma": 0.354, "rho": -0.599}
@@ -104,10 +104,14 @@ def test_doubling_steps_per_year_moves_pvs_by_less_than_one_standard_error(
     obs = np.array(plan["observationTimes"])
     kappa = WORKSHOP_HESTON["kappa"]
     coupled = CoupledNormals([build_grid(obs, s, kappa=kappa) for s in (DEFAULT_STEPS, 2 * DEFAULT_STEPS)])
-    patched = [name for name in ("block_normals", "chunk_normals") if hasattr(montecarlo, name)]
-    assert patched, "the pipeline's normal generator moved: update CoupledNormals"
-    for name in patched:
-        monkeypatch.setattr(montecarlo, name, coupled.block if name == "block_normals" else coupled.chunk)
+
+    def coupled_paths(p: Any, spot: float, rate: float, dividend: float, grid: TimeGrid, seed: int, blocks: range,
+                      half: int) -> np.ndarray:  # fmt: skip
+        """The pipeline's path generator (simulate_qe_blocks) on the coupled normals."""
+        return simulate_qe_antithetic(p, spot, rate, dividend, grid, coupled.chunk(seed, blocks, grid.steps, half))
+
+    assert hasattr(montecarlo, "simulate_qe_blocks"), "the pipeline's path generator moved: update the coupling"
+    monkeypatch.setattr(montecarlo, "simulate_qe_blocks", coupled_paths)
 
     coarse, coarse_shards = run(DEFAULT_STEPS)
     fine, fine_shards = run(2 * DEFAULT_STEPS)
