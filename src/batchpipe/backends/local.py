@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from batchpipe import artifacts, rundir
+from batchpipe.cores import default_workers
 from batchpipe.errors import InputError, Interrupted
 from batchpipe.pipelines import montecarlo as mc
 from batchpipe.pipelines import render as rp
@@ -32,11 +33,6 @@ Doc = dict[str, Any]
 T = TypeVar("T")
 
 _WORKER: dict[str, Any] = {}
-
-
-def default_workers() -> int:
-    """The cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def worker_count(requested: int | None, work: int, what: str) -> tuple[int, str | None]:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from batchpipe import artifacts, storage
-from batchpipe.backends.local import default_workers
+from batchpipe.cores import default_workers
 from batchpipe.errors import InputError
 from batchpipe.jobs.common import run_stage, shard_index
 from batchpipe.pipelines import render as rp
