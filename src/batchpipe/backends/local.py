@@ -288,7 +288,8 @@ def _render(plan: Doc, blend: Path, job_name: str, output_dir: Path, progress: P
     frames_dir = output_dir / "frames"
     logs_dir = output_dir / "logs"
     earlier = _earlier_plan(output_dir) if resumable else None
-    kept = {} if fresh or earlier is None else _rendered_shards(output_dir, plan, earlier)
+    same_plan = earlier is not None and earlier.get("planHash") == plan["planHash"]  # else the frames are not its
+    kept = rp.rendered_shards(out, plan, rp.frame_check(out, plan)) if same_plan and not fresh else {}
     if kept:
         progress.warn(f"resuming {job_name}: {len(kept)} of {shards} shards already rendered (--fresh starts over)")
     elif earlier is not None:  # start clean: the earlier plan's frames never mix with this plan's
@@ -359,19 +360,6 @@ def _render(plan: Doc, blend: Path, job_name: str, output_dir: Path, progress: P
     doc = rp.collate(plan, results, video, "output.mp4" if video else None)
     artifacts.write_json(str(output_dir / "render.json"), doc, indent=2)
     return doc
-
-
-def _rendered_shards(output_dir: Path, plan: Doc, earlier: Doc) -> dict[int, Doc]:
-    """Shards an earlier run of the very same plan rendered completely, with every frame still a valid PNG."""
-    if earlier.get("planHash") != plan["planHash"]:
-        return {}
-    results = artifacts.read_shard_results(str(output_dir), plan)
-    frames_dir = output_dir / "frames"
-    return {
-        s: r
-        for s, r in enumerate(results)
-        if r is not None and rp.is_complete(plan, s, r) and rp.frames_valid(plan, s, frames_dir)
-    }
 
 
 def _stop_processes(procs: list[subprocess.Popen[str]], grace: float = 5.0) -> None:
