@@ -1,4 +1,5 @@
-"""Pure modules stay pure: no boto3, click, rich or subprocess, so they test in milliseconds."""
+"""Pure modules stay pure: no boto3, click, rich or subprocess, so they test in milliseconds; the container
+entrypoints never import the local engine or the CLI."""
 
 from __future__ import annotations
 
@@ -37,3 +38,40 @@ def test_only_the_aws_package_imports_boto3() -> None:
         if "aws" not in p.relative_to(SRC).parts and {"boto3", "botocore"} & {n.split(".")[0] for n in imports(p)}
     ]
     assert offenders == []
+
+
+def module_file(name: str) -> Path | None:
+    """The source file of a batchpipe module or package, None for a name that is not one (an imported function)."""
+    base = SRC.joinpath(*name.split(".")[1:])
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def batchpipe_modules(path: Path) -> set[str]:
+    """The batchpipe modules a file imports, at its top or inside a function, with the packages that hold them."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names.update(f"{node.module}.{a.name}" for a in node.names)
+    found = {n for n in names if n.split(".")[0] == "batchpipe" and module_file(n) is not None}
+    return found | {".".join(n.split(".")[:i]) for n in found for i in range(1, n.count(".") + 1)}
+
+
+@pytest.mark.parametrize("entrypoint", ["pricer", "render"])
+def test_a_container_entrypoint_never_imports_the_local_engine_or_the_cli(entrypoint: str) -> None:
+    seen: set[str] = set()
+    todo = [f"batchpipe.jobs.{entrypoint}"]
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            path = module_file(name)
+            assert path is not None
+            todo.extend(batchpipe_modules(path))
+    assert "batchpipe.storage" in seen  # the walk follows imports
+    assert not {n for n in seen if n.split(".")[:2] in (["batchpipe", "backends"], ["batchpipe", "cli"])}

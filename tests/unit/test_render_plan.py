@@ -1,15 +1,25 @@
-"""The render plan's fingerprint ("planHash"): everything a frame depends on, nothing it does not; and which stored
-shard results count as complete."""
+"""The render plan's fingerprint ("planHash"): everything a frame depends on, nothing it does not; which stored
+shard results count as complete; and which shards a resume keeps, in a directory and in S3 (moto in-process)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from batchpipe.pipelines.render import failed_shard, frames_of_shard, is_complete, preprocess
-from tests.unit.test_frames import REAL_BLEND
+from batchpipe import artifacts, storage
+from batchpipe.pipelines.render import (
+    failed_shard,
+    frame_check,
+    frames_of_shard,
+    is_complete,
+    preprocess,
+    rendered_shards,
+)
+from batchpipe.rendering.frames import frame_filename
+from tests.unit.test_frames import REAL_BLEND, make_png
 
 
 @pytest.fixture
@@ -59,3 +69,72 @@ def test_only_a_finished_result_of_the_same_plan_is_complete(blend: Path) -> Non
     assert not is_complete(plan, 1, {**done, "rendered": frames[:1], "missing": frames[1:]})
     assert not is_complete(plan, 1, {**done, "error": "shard 1: Blender exited with code 1"})
     assert not is_complete(plan, 1, failed_shard(plan, 1, "boom"))
+
+
+def finished_run(output: str, plan: dict[str, Any]) -> dict[int, dict[str, Any]]:
+    """What a run that rendered every shard leaves at `output`: each frame a PNG of the plan's size, each shard's
+    complete result; returns the results."""
+    png = make_png(*plan["outputSize"])
+    results = {}
+    for shard in range(plan["shards"]):
+        frames = frames_of_shard(plan, shard)
+        for f in frames:
+            storage.write_bytes(storage.join(output, "frames", frame_filename(f)), png)
+        results[shard] = {"jobName": plan["jobName"], "shard": shard, "planHash": plan["planHash"], "frames": frames,
+                          "rendered": frames, "missing": [], "error": None, "seconds": 1.0}  # fmt: skip
+        artifacts.write_json(artifacts.shard_uri(output, shard), results[shard])
+    return results
+
+
+def test_a_directory_keeps_the_shards_whose_frames_are_all_valid_pngs(blend: Path, tmp_path: Path) -> None:
+    plan = plan_of(blend, resolution_percentage=5)  # 4 shards of 2 frames, 96x54
+    output = str(tmp_path / "out")
+    results = finished_run(output, plan)
+    check = frame_check(output, plan)
+    assert rendered_shards(output, plan, check) == results
+    (tmp_path / "out" / "frames" / "0003.png").unlink()  # shard 1 (frames 3-4): a frame gone
+    cut = tmp_path / "out" / "frames" / "0006.png"  # shard 2 (frames 5-6): a frame cut short
+    cut.write_bytes(cut.read_bytes()[:-20])
+    assert set(rendered_shards(output, plan, check)) == {0, 3}  # shards 1 and 2 are rendered again
+    assert rendered_shards(output, plan, check, [1, 3]) == {3: results[3]}
+    artifacts.write_json(artifacts.shard_uri(output, 3), results[3] | {"jobName": "other"})  # another job's
+    assert set(rendered_shards(output, plan, check)) == {0}
+    assert not check(str(tmp_path / "out" / "frames" / "0006.png"))
+    wrong_size = frame_check(output, plan_of(blend, resolution_percentage=10))
+    assert not wrong_size(str(tmp_path / "out" / "frames" / "0001.png"))
+
+
+@pytest.fixture
+def bucket(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    from moto import mock_aws
+
+    for key, value in {"AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "t",
+                       "AWS_SECRET_ACCESS_KEY": "t"}.items():  # fmt: skip
+        monkeypatch.setenv(key, value)
+    from batchpipe.aws import clients
+
+    clients.client.cache_clear()
+    with mock_aws():
+        clients.client("s3").create_bucket(Bucket="bp-resume")
+        yield "s3://bp-resume"
+    clients.client.cache_clear()
+
+
+def test_s3_keeps_the_shards_whose_frame_objects_are_all_there(blend: Path, bucket: str) -> None:
+    from batchpipe.aws import clients
+
+    plan = plan_of(blend, resolution_percentage=5)
+    output = f"{bucket}/runs/job"
+    results = finished_run(output, plan)
+    check = frame_check(output, plan)
+    assert rendered_shards(output, plan, check) == results
+    s3 = clients.client("s3")
+    s3.delete_object(Bucket="bp-resume", Key="runs/job/frames/0003.png")  # shard 1 (frames 3-4): a frame gone
+    assert set(rendered_shards(output, plan, check)) == {0, 2, 3}  # shard 1 is rendered again
+    calls: list[str] = []
+    s3.meta.events.register("before-call.s3", lambda event_name, **_: calls.append(event_name.split(".")[-1]))
+    assert rendered_shards(output, plan, check, [0]) == {0: results[0]}
+    assert calls == ["GetObject", "HeadObject", "HeadObject"]  # its result, one HEAD per frame, nothing listed
+    calls.clear()
+    assert rendered_shards(output, plan, check, [1]) == {}
+    assert calls == ["GetObject", "HeadObject"]  # frame 3 is not there: frame 4 is not asked for

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 from batchpipe import artifacts, rundir
 from batchpipe.backends.summary import RunSummary
+from batchpipe.cores import default_workers
 from batchpipe.errors import InputError, Interrupted
 from batchpipe.pipelines import montecarlo as mc
 from batchpipe.pipelines import render as rp
@@ -33,11 +34,6 @@ Doc = dict[str, Any]
 T = TypeVar("T")
 
 _WORKER: dict[str, Any] = {}
-
-
-def default_workers() -> int:
-    """The cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def worker_count(requested: int | None, work: int, what: str) -> tuple[int, str | None]:
@@ -294,7 +290,8 @@ def _render(plan: Doc, blend: Path, job_name: str, output_dir: Path, progress: P
     frames_dir = output_dir / "frames"
     logs_dir = output_dir / "logs"
     earlier = _earlier_plan(output_dir) if resumable else None
-    kept = {} if fresh or earlier is None else _rendered_shards(output_dir, plan, earlier)
+    same_plan = earlier is not None and earlier.get("planHash") == plan["planHash"]  # else the frames are not its
+    kept = rp.rendered_shards(out, plan, rp.frame_check(out, plan)) if same_plan and not fresh else {}
     if kept:
         progress.warn(f"resuming {job_name}: {len(kept)} of {shards} shards already rendered (--fresh starts over)")
     elif earlier is not None:  # start clean: the earlier plan's frames never mix with this plan's
@@ -365,19 +362,6 @@ def _render(plan: Doc, blend: Path, job_name: str, output_dir: Path, progress: P
     doc = rp.collate(plan, results, video, "output.mp4" if video else None)
     artifacts.write_json(str(output_dir / "render.json"), doc, indent=2)
     return doc
-
-
-def _rendered_shards(output_dir: Path, plan: Doc, earlier: Doc) -> dict[int, Doc]:
-    """Shards an earlier run of the very same plan rendered completely, with every frame still a valid PNG."""
-    if earlier.get("planHash") != plan["planHash"]:
-        return {}
-    results = artifacts.read_shard_results(str(output_dir), plan)
-    frames_dir = output_dir / "frames"
-    return {
-        s: r
-        for s, r in enumerate(results)
-        if r is not None and rp.is_complete(plan, s, r) and rp.frames_valid(plan, s, frames_dir)
-    }
 
 
 def _stop_processes(procs: list[subprocess.Popen[str]], grace: float = 5.0) -> None:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from batchpipe import artifacts, storage
-from batchpipe.backends.local import default_workers
+from batchpipe.cores import default_workers
 from batchpipe.errors import InputError
 from batchpipe.jobs.common import run_stage, shard_index
 from batchpipe.pipelines import render as rp
@@ -90,20 +90,9 @@ def render(args: argparse.Namespace) -> None:
 
 
 def already_rendered(output: str, plan: rp.Doc, shard: int) -> bool:
-    """Whether the shard's stored result is complete for this plan and every one of its frames is in place."""
-    uri = artifacts.shard_uri(output, shard)
-    try:
-        done = storage.exists(uri) and rp.is_complete(plan, shard, artifacts.read_json(uri))
-    except ValueError:  # a corrupt result is rendered again
-        return False
-    if not done:
-        return False
-    if not storage.is_s3(output):
-        return rp.frames_valid(plan, shard, Path(output) / "frames")
-    # frames are uploaded only after they pass the PNG check, and an S3 object is whole or absent
-    return all(
-        storage.exists(storage.join(output, "frames", frame_filename(f))) for f in rp.frames_of_shard(plan, shard)
-    )
+    """Whether the shard's stored result is complete for this plan and every one of its frames is in place (a
+    valid PNG in a directory, the object in S3): `batchpipe.pipelines.render.rendered_shards` for this shard."""
+    return shard in rp.rendered_shards(output, plan, rp.frame_check(output, plan), [shard])
 
 
 DOWNLOAD_CONCURRENCY = 32

@@ -13,11 +13,12 @@ import subprocess
 import tempfile
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from batchpipe import artifacts, storage
 from batchpipe.errors import BatchpipeError, InputError
 from batchpipe.rendering.blendfile import BlendError, inspect_blend
 from batchpipe.rendering.commands import blender_render_args, ffmpeg_stitch_args, ffprobe_args
@@ -153,10 +154,39 @@ def is_complete(plan: Doc, shard: int, result: Doc | None) -> bool:
         result.get("error") is None)  # fmt: skip
 
 
-def frames_valid(plan: Doc, shard: int, frames_dir: Path) -> bool:
-    """Whether every frame of the shard is in frames_dir as a complete PNG of the plan's size."""
+FrameCheck = Callable[[str], bool]
+"""Whether the frame at a URI (a path, or an s3:// URI) is in place."""
+
+
+def frame_check(output: str, plan: Doc) -> FrameCheck:
+    """How the storage at `output` tells that a frame is in place: in a directory, the file is a complete PNG of
+    the plan's size; in S3, the object exists (one HEAD: frames are uploaded only after they pass the PNG check,
+    and an S3 object is whole or absent)."""
+    if storage.is_s3(output):
+        return storage.exists
     size = (int(plan["outputSize"][0]), int(plan["outputSize"][1]))
-    return all(png_problem(frames_dir / frame_filename(f), size) is None for f in frames_of_shard(plan, shard))
+    return lambda uri: png_problem(Path(uri), size) is None
+
+
+def rendered_shards(
+    output: str, plan: Doc, frame_ok: FrameCheck, shards: Iterable[int] | None = None
+) -> dict[int, Doc]:
+    """The shards of `plan` (all of them, or those in `shards`) already rendered at `output`, with their stored
+    results: a shard counts when its result is complete for this very plan (`is_complete`; a missing, unreadable
+    or corrupt result, or another job's, does not) and every one of its frames passes `frame_ok` (`frame_check`).
+    Results and frames are found by name: nothing is listed. Both the local engine and the render container
+    decide what to resume with it."""
+    if shards is None:
+        results = list(enumerate(artifacts.read_shard_results(output, plan)))
+    else:
+        results = [(s, artifacts.read_shard_result(output, plan, s)) for s in shards]
+    return {
+        s: r
+        for s, r in results
+        if r is not None
+        and is_complete(plan, s, r)
+        and all(frame_ok(storage.join(output, "frames", frame_filename(f))) for f in frames_of_shard(plan, s))
+    }
 
 
 def frame_range(plan: Doc) -> FrameRange:
