@@ -29,6 +29,7 @@ from typing import Any
 
 from batchpipe import __version__
 from batchpipe.errors import InputError, Interrupted
+from batchpipe.pipelines.catalog import PIPELINES
 from batchpipe.storage import file_mode
 
 MARKER = ".batchpipe-run.json"
@@ -61,7 +62,7 @@ def _legacy_run(directory: Path) -> dict[str, Any] | None:
         return None
     if not isinstance(plan, dict) or not isinstance(plan.get("jobName"), str):
         return None
-    if plan.get("pipeline") in ("montecarlo", "render"):
+    if plan.get("pipeline") in PIPELINES:
         return {"tool": "batchpipe", "pipeline": plan["pipeline"], "jobName": plan["jobName"]}
     return None
 
@@ -314,7 +315,7 @@ def describe(directory: Path) -> dict[str, Any] | None:
     elif status == "RUNNING":
         status = "INTERRUPTED"
     if legacy:  # before markers: the collated document says how it ended
-        name = "summary.json" if marker["pipeline"] == "montecarlo" else "render.json"
+        name = PIPELINES[marker["pipeline"]].status_file
         try:
             status = str(json.loads((directory / name).read_text(encoding="utf-8"))["status"])
         except (OSError, ValueError, KeyError, TypeError):

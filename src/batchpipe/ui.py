@@ -115,7 +115,8 @@ def fitted_table(title: str, columns: list[str], rows: list[list[str]], width: i
     return table
 
 
-def montecarlo_tables(doc: Doc, console: Console) -> None:
+def montecarlo_tables(doc: Doc, console: Console, where: Any = None) -> None:
+    """A Monte Carlo result: positions (the first 100), PV by strike, totals, the model; `where` is unused."""
     rows = doc["positions"][:TABLE_ROWS]
     errors = any(p["error"] for p in rows)
     ids = any(p["id"] is not None for p in rows)
@@ -174,7 +175,8 @@ def montecarlo_tables(doc: Doc, console: Console) -> None:
         console.print(f"[yellow]calibration warning:[/] {warning}")
 
 
-def render_summary(doc: Doc, out_dir: Any, console: Console) -> None:
+def render_summary(doc: Doc, console: Console, out_dir: Any = None) -> None:
+    """A render result: scene, frames, size, what is missing, the video; paths under `out_dir`."""
     table = Table(title=f"{doc['jobName']}: {doc['status']}", title_justify="left", show_header=False)
     table.add_column("what", style="bold")
     table.add_column("value")

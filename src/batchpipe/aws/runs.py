@@ -12,8 +12,9 @@ from botocore.exceptions import ClientError
 from batchpipe.aws.clients import client, s3_names
 from batchpipe.aws.stack import StackOutputs
 from batchpipe.errors import BatchpipeError, InputError
+from batchpipe.pipelines import catalog
 
-PIPELINES = ("montecarlo", "render")
+PIPELINES = tuple(catalog.PIPELINES)
 
 
 def run_prefix(job_name: str) -> str:
@@ -22,7 +23,7 @@ def run_prefix(job_name: str) -> str:
 
 def payload(pipeline: str, outputs: StackOutputs, job_name: str, input_key: str, **extra: Any) -> dict[str, Any]:
     """The workshop's start-execution input (plus framesPerJob / positionsPerJob)."""
-    definition = outputs.pricer_job_definition_arn if pipeline == "montecarlo" else outputs.render_job_definition_arn
+    definition = getattr(outputs, catalog.pipeline(pipeline).job_definition_output)
     doc = {
         "jobName": job_name,
         "inputUri": f"s3://{outputs.bucket}/{input_key}",
@@ -35,7 +36,7 @@ def payload(pipeline: str, outputs: StackOutputs, job_name: str, input_key: str,
 
 
 def machine(outputs: StackOutputs, pipeline: str) -> str:
-    return outputs.montecarlo_state_machine_arn if pipeline == "montecarlo" else outputs.render_state_machine_arn
+    return str(getattr(outputs, catalog.pipeline(pipeline).state_machine_output))
 
 
 def _name_taken(outputs: StackOutputs, job_name: str) -> bool:
@@ -84,7 +85,7 @@ def resume(outputs: StackOutputs, run: str, expected_input: bytes, pipeline: str
     payload = json.loads(desc["input"])
     payload.pop("resume", None)
     if not _same_input(outputs, payload, expected_input):
-        what = "the portfolio" if found == "montecarlo" else "the .blend file"
+        what = catalog.pipeline(found).input_noun
         raise InputError(f"{what} differs from the input of run '{payload['jobName']}': resume needs the same file")
     sfn = client("stepfunctions")
     for attempt in range(1, 100):
@@ -147,7 +148,7 @@ def find(outputs: StackOutputs, run: str) -> tuple[str, dict[str, Any]]:
 
 
 def result_document(outputs: StackOutputs, pipeline: str, job_name: str) -> dict[str, Any] | None:
-    name = "results.json" if pipeline == "montecarlo" else "render.json"
+    name = catalog.pipeline(pipeline).result_file
     try:
         body = client("s3").get_object(Bucket=outputs.bucket, Key=f"{run_prefix(job_name)}/{name}")["Body"].read()
     except ClientError:

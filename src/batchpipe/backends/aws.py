@@ -18,6 +18,7 @@ from typing import Any
 
 from batchpipe.backends.summary import RunSummary
 from batchpipe.errors import BatchpipeError, InputError
+from batchpipe.pipelines import catalog
 from batchpipe.progress import Progress
 
 Doc = dict[str, Any]
@@ -213,7 +214,8 @@ def run_status(outputs: Any, run: str, frame_names: dict[str, set[str]] | None =
         if j["status"] == "FAILED"
     ]
     stuck = runs.runnable_problems(outputs, jobs)
-    frames = frame_progress(outputs, job, {} if frame_names is None else frame_names) if pipeline == "render" else None
+    counts = catalog.pipeline(pipeline).counts_frames
+    frames = frame_progress(outputs, job, {} if frame_names is None else frame_names) if counts else None
     return {
         "jobName": job,
         "execution": desc["name"],
@@ -259,8 +261,9 @@ def download(target: Target, pipeline: str, job_name: str, directory: Path) -> l
     video) into `directory`, every target checked to stay inside it."""
     from batchpipe.aws import runs
 
-    names = ["results.json", "results.csv"] if pipeline == "montecarlo" else ["render.json", "output.mp4"]
-    return runs.download(target.outputs, job_name, names, directory, optional={"output.mp4"})
+    described = catalog.pipeline(pipeline)
+    return runs.download(target.outputs, job_name, list(described.downloads), directory,
+                         optional=described.optional_downloads)  # fmt: skip
 
 
 def video_link(target: Target, job_name: str) -> tuple[str, str]:

@@ -24,6 +24,7 @@ from batchpipe import artifacts, rundir
 from batchpipe.backends.summary import RunSummary
 from batchpipe.cores import default_workers
 from batchpipe.errors import InputError, Interrupted
+from batchpipe.pipelines import catalog
 from batchpipe.pipelines import montecarlo as mc
 from batchpipe.pipelines import render as rp
 from batchpipe.pipelines.portfolio import Portfolio
@@ -410,7 +411,7 @@ def run_status(directory: Path) -> Doc:
                 result.get("error") or result.get("missing")):  # fmt: skip
             done += 1
     extra: Doc = {"shards": shards, "shardsDone": done}
-    if info["pipeline"] == "render":
+    if catalog.pipeline(info["pipeline"]).counts_frames:
         names = {frame_filename(f) for f in rp.all_frames(plan)}
         extra["frames"] = {"rendered": len(names & _names(directory / "frames")), "total": len(names)}
     elif "positionCount" in plan:
@@ -428,15 +429,16 @@ def result_document(directory: Path, rows: int = artifacts.PREVIEW_ROWS) -> Doc 
     info = rundir.describe(directory)
     if info is None:
         raise InputError(f"{directory}: not a batchpipe run directory")
-    if info["pipeline"] == "render":
-        try:
-            return artifacts.read_json(str(directory / "render.json"))
-        except (FileNotFoundError, ValueError):
-            return None
+    described = catalog.pipeline(info["pipeline"])
     try:
-        summary = artifacts.read_json(str(directory / "summary.json"))
+        summary = artifacts.read_json(str(directory / described.status_file))
+    except (FileNotFoundError, ValueError):
+        return None
+    if described.status_file == described.result_file:  # a small document: it is the result
+        return summary
+    try:  # a large one: its summary and first rows
         preview: list[Doc] = []
-        with open(directory / "results.json", encoding="utf-8") as fh:
+        with open(directory / described.result_file, encoding="utf-8") as fh:
             for line in fh:
                 if line.startswith('    {"index"'):
                     preview.append(json.loads(line.strip().rstrip(",")))

@@ -197,8 +197,9 @@ def results(run: str, target: Target, download: Path | None, as_json: bool, loca
     """
     from rich.console import Console
 
+    from batchpipe import ui
     from batchpipe.backends import aws
-    from batchpipe.ui import montecarlo_tables, render_summary
+    from batchpipe.pipelines import catalog
 
     if local:
         from batchpipe.cli.local import local_results
@@ -215,13 +216,11 @@ def results(run: str, target: Target, download: Path | None, as_json: bool, loca
         aws.download(target, pipeline, job, download)
     if as_json:
         click.echo(json.dumps(doc, indent=2))
-    elif pipeline == "montecarlo":
-        montecarlo_tables(doc, Console())
-    else:
-        render_summary(doc, aws.location(target.outputs, job), Console())
-        if doc.get("video"):
-            uri, url = aws.video_link(target, job)
-            click.echo(f"video: {uri}\nlink (1 hour): {url}")
+        return
+    getattr(ui, catalog.pipeline(pipeline).renderer)(doc, Console(), aws.location(target.outputs, job))
+    if doc.get("video"):
+        uri, url = aws.video_link(target, job)
+        click.echo(f"video: {uri}\nlink (1 hour): {url}")
 
 
 @click.command()

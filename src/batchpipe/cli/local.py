@@ -85,22 +85,18 @@ def local_status(run: str | None, as_json: bool, watch: bool) -> None:
 def local_results(run: str, as_json: bool) -> None:
     from rich.console import Console
 
+    from batchpipe import ui
     from batchpipe.artifacts import copy_to
     from batchpipe.backends import local
-    from batchpipe.ui import montecarlo_tables, render_summary
+    from batchpipe.pipelines import catalog
 
     directory = _find(run)
     doc: Any = local.result_document(directory)
     if doc is None:
         state = local.run_status(directory)["status"]
         raise InputError(f"run '{run}' has no collated results yet ({state}): `batchpipe status {run} --local`")
-    if as_json:
-        if doc.get("pipeline") == "render" or "frames" in doc:
-            click.echo(json.dumps(doc, indent=2, allow_nan=False))
-        else:
-            copy_to(str(directory / "results.json"), sys.stdout.write)
+    described = catalog.pipeline(str(local.run_status(directory)["pipeline"]))
+    if as_json:  # the whole document, streamed from the file (a Monte Carlo result can be large)
+        copy_to(str(directory / described.result_file), sys.stdout.write)
         return
-    if "positions" in doc:
-        montecarlo_tables(doc, Console())
-    else:
-        render_summary(doc, directory, Console())
+    getattr(ui, described.renderer)(doc, Console(), directory)
