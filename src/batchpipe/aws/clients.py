@@ -41,7 +41,8 @@ def region() -> str:
     return str(client("cloudformation").meta.region_name)
 
 
-def _not_found(exc: ClientError) -> bool:
+def not_found(exc: ClientError) -> bool:
+    """Whether an S3 error means the object is absent (and nothing else: AccessDenied is not absence)."""
     return exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound")
 
 
@@ -50,7 +51,7 @@ def _body(bucket: str, key: str, **extra: str) -> Any:
     try:
         return client("s3").get_object(Bucket=bucket, Key=key, **extra)["Body"]
     except ClientError as exc:
-        if _not_found(exc):
+        if not_found(exc):
             raise FileNotFoundError(f"s3://{bucket}/{key}") from None
         raise
 
@@ -93,7 +94,7 @@ def s3_exists(bucket: str, key: str) -> bool:
     try:
         client("s3").head_object(Bucket=bucket, Key=key)
     except ClientError as exc:
-        if _not_found(exc):
+        if not_found(exc):
             return False
         raise
     return True

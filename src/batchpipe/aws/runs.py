@@ -9,7 +9,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from batchpipe.aws.clients import client, s3_names
+from batchpipe.aws.clients import client, not_found, s3_names
 from batchpipe.aws.stack import StackOutputs
 from batchpipe.errors import BatchpipeError, InputError
 from batchpipe.pipelines import catalog
@@ -140,31 +140,45 @@ def find(outputs: StackOutputs, run: str) -> tuple[str, dict[str, Any]]:
         )
         try:
             desc = sfn.describe_execution(executionArn=arn)
-        except ClientError:
-            continue
+        except ClientError as exc:
+            if _code(exc) in ("ExecutionDoesNotExist", "InvalidArn"):  # not this machine's: try the other
+                continue
+            raise _failed(f"looking up run '{run}'", exc) from None
         if desc["stateMachineArn"] == machine(outputs, pipeline):
             return pipeline, desc
     raise InputError(f"no run '{run}' in this stack: `batchpipe status` lists the recent ones")
 
 
-def result_document(outputs: StackOutputs, pipeline: str, job_name: str) -> dict[str, Any] | None:
-    name = catalog.pipeline(pipeline).result_file
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _failed(doing: str, exc: ClientError) -> BatchpipeError:
+    """An AWS refusal in one line: what was being done, AWS's code and message (AccessDenied is not "absent")."""
+    error = exc.response.get("Error", {})
+    return BatchpipeError(f"{doing}: {error.get('Code')}: {error.get('Message')}")
+
+
+def _document(outputs: StackOutputs, key: str) -> dict[str, Any] | None:
+    """A JSON object of the run's prefix, None only when it is absent (any other error is raised as one)."""
     try:
-        body = client("s3").get_object(Bucket=outputs.bucket, Key=f"{run_prefix(job_name)}/{name}")["Body"].read()
-    except ClientError:
-        return None
-    doc: dict[str, Any] = json.loads(body)
-    return doc
+        body = client("s3").get_object(Bucket=outputs.bucket, Key=key)["Body"].read()
+    except ClientError as exc:
+        if not_found(exc):
+            return None
+        raise _failed(f"reading s3://{outputs.bucket}/{key}", exc) from None
+    doc = json.loads(body)
+    return doc if isinstance(doc, dict) else None
+
+
+def result_document(outputs: StackOutputs, pipeline: str, job_name: str) -> dict[str, Any] | None:
+    """The run's collated result (None until collate or stitch has written it)."""
+    return _document(outputs, f"{run_prefix(job_name)}/{catalog.pipeline(pipeline).result_file}")
 
 
 def plan_document(outputs: StackOutputs, job_name: str) -> dict[str, Any] | None:
     """The run's plan.json (None until preprocess has written it)."""
-    try:
-        body = client("s3").get_object(Bucket=outputs.bucket, Key=f"{run_prefix(job_name)}/plan.json")["Body"].read()
-    except ClientError:
-        return None
-    doc = json.loads(body)
-    return doc if isinstance(doc, dict) else None
+    return _document(outputs, f"{run_prefix(job_name)}/plan.json")
 
 
 def frames_in_s3(outputs: StackOutputs, job_name: str) -> set[str]:

@@ -18,7 +18,7 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except BatchpipeError as exc:
-            click.echo(f"error: {exc}", err=True)
+            click.echo(f"{'' if exc.exit_code == 130 else 'error: '}{exc}", err=True)  # 130: the user stopped it
             sys.exit(exc.exit_code)
         except OSError as exc:  # a write that failed mid-run (disk full, a mount gone): one line, what is kept stays
             where = f"{exc.filename}: " if exc.filename else ""
