@@ -32,30 +32,15 @@ from batchpipe.pipelines.portfolio import Portfolio, Position
 from batchpipe.pricing.autocallable import NoteTerms, discounted_payoffs
 from batchpipe.pricing.calendar import annual_schedule, year_fraction
 from batchpipe.pricing.calibration import UnfittableSurface, VolQuotes, calibrate
+from batchpipe.pricing.control_variates import estimate, measurable
 from batchpipe.pricing.exactsum import ExactSums
-from batchpipe.pricing.heston import HestonParams, spot_kurtosis
+from batchpipe.pricing.heston import HestonParams
 from batchpipe.pricing.paths import TimeGrid, build_grid, simulate_qe_blocks, steps_per_year_needed
 
 PLAN_VERSION = 2  # 2: kappa-aware grid, guarded control variates (results of version 1 are never resumed)
 MAX_BLOCKS = 64
 CHUNK_PATHS = 16_384  # paths simulated together: arrays stay cache-sized
 NOTE_BATCH = 64  # notes whose payoffs are computed together
-# A date's discounted spot serves as a control only where a sample of the plan's paths can measure it: where the
-# model's kurtosis of S_t is at most paths / CONTROL_KURTOSIS_PATHS, so that the sample variance of the control
-# is known to 10% (its relative standard error is sqrt((kurtosis - 1) / paths)) and its sample mean is near
-# normal. The control-variate estimate mean(y) - beta . mean(c) relies on both. With heavy tails (rho sigma >
-# kappa, large sigma, or a large total variance: E[S_t^4] infinite or huge) a sample's mean spot is far from the
-# forward (-96% of it at 7 years, 100,000 paths, v0 = theta = 1, kappa 2.43, sigma 5, rho 0.999) and beta times
-# that mean swamped the note's PV: 2.7 to 8.5 M over 39 seeds at 20,000 paths, where the plain mean of the
-# payoffs is 1.95 M on 10 M notional.
-CONTROL_KURTOSIS_PATHS = 100
-# And the estimate keeps its controls only while their correction beta . mean(c) is within this many standard
-# errors of the plain mean: a larger one means the controls are not behaving as their known mean says (a sample
-# that misses their tail, or a discretised forward off by more than the controls' own noise when the spot is
-# nearly deterministic, where beta is rounding noise over rounding noise). Normal samples trigger it with
-# probability below 1e-4; the plain mean is unbiased, so the estimate stays within this many standard errors
-# of a mean of non-negative payoffs.
-CONTROL_GUARD = 4.0
 DEFAULT_POSITIONS_PER_JOB = 256
 MAX_ARRAY_SIZE = 10_000  # AWS Batch's limit on array children
 
@@ -334,9 +319,9 @@ def price_chunk(plan: Doc, shard: int, positions: Sequence[Doc], chunk: int) -> 
 
     For each distinct note (terms and dates) on a unit notional: sums of y (pair-mean PV minus a shift), y^2 and
     y*c, where c are the controls: the pair-mean discounted spot at each of the note's dates minus its known
-    expectation, at the dates where a sample of the plan's paths can measure it (see CONTROL_KURTOSIS_PATHS). For each
-    group of positions sharing dates: sums of c and c c^T. All per block, so folding them is independent of how
-    blocks are chunked.
+    expectation, at the dates where a sample of the plan's paths can measure it (`control_variates.measurable`).
+    For each group of positions sharing dates: sums of c and c c^T. All per block, so folding them is independent
+    of how blocks are chunked.
     """
     sim = plan["simulation"]
     layout = SamplingLayout.from_doc(sim)
@@ -353,7 +338,7 @@ def price_chunk(plan: Doc, shard: int, positions: Sequence[Doc], chunk: int) -> 
     params = HestonParams(**plan["model"]["heston"])
     spots = simulate_qe_blocks(params, spot, rate, dividend, grid, int(sim["seed"]), blocks, half)
     times = np.array(plan["observationTimes"])
-    measurable = np.array([spot_kurtosis(params, t) <= layout.paths / CONTROL_KURTOSIS_PATHS for t in times])
+    controllable = measurable(params, times, layout.paths)
     column = {d: j for j, d in enumerate(plan["observationDates"])}
     groups: dict[tuple[int, ...], list[Doc]] = {}
     for p in positions:
@@ -362,7 +347,7 @@ def price_chunk(plan: Doc, shard: int, positions: Sequence[Doc], chunk: int) -> 
         t = times[list(cols)]
         discount = np.exp(-rate * t)
         group_spots = np.ascontiguousarray(spots[:, cols])
-        controlled = measurable[list(cols)]
+        controlled = controllable[list(cols)]
         disc_spots = (group_spots[:, controlled] * discount[controlled]).reshape(2, nb, half, -1)
         expected = spot * np.exp(-dividend * t[controlled])
         controls = np.ascontiguousarray(0.5 * (disc_spots[0] + disc_spots[1]) - expected)
@@ -392,9 +377,8 @@ def shard_result(plan: Doc, shard: int, positions: Sequence[Doc], parts: Sequenc
     """Fold a shard's chunk parts into control-variate PVs and standard errors, and the shard's exact per-block
     totals (the portfolio's standard error comes from the blocks, see the module docstring).
 
-    With N pairs, y the shifted pair PVs and c the controls (mean zero by construction), the estimator is
-    mean(y) - beta . mean(c) with beta = Cov(c)^-1 Cov(c, y), and its variance (Var(y) - Cov(y, c) beta) / N;
-    the plain mean(y) and Var(y) / N where beta . mean(c) exceeds CONTROL_GUARD standard errors of mean(y).
+    With N pairs, y the shifted pair PVs and c the controls (mean zero by construction), the estimate is
+    `batchpipe.pricing.control_variates.estimate` of the sums: mean(y) - beta . mean(c), or the plain mean(y).
     Each note is estimated once per unit of notional (every figure is linear in the notional) and scaled.
     """
     layout = SamplingLayout.from_doc(plan["simulation"])
@@ -432,23 +416,13 @@ def shard_result(plan: Doc, shard: int, positions: Sequence[Doc], parts: Sequenc
         c_sum, sc, scc = controls[gkey]
         sy, syy = float(y_sum.sum()), float(y_sumsq.sum())
         syc = yc.sum(axis=0)
-        y_bar, c_bar = sy / n, sc / n
         shift = math.exp(-rate * times[p["observationDates"][-1]])
-        beta = np.zeros_like(c_bar)
-        var = math.nan
-        if n > 1:
-            cov_c = (scc - n * np.outer(c_bar, c_bar)) / (n - 1)
-            cov_yc = (syc - n * y_bar * c_bar) / (n - 1)
-            var_y = (syy - n * y_bar * y_bar) / (n - 1)
-            var = var_y
-            if n > c_bar.size + 2 and np.any(cov_yc != 0):
-                fitted = np.asarray(np.linalg.lstsq(cov_c, cov_yc, rcond=1e-12)[0], dtype=np.float64)
-                # the controls' correction, within CONTROL_GUARD standard errors of the plain mean, or none
-                if abs(float(fitted @ c_bar)) <= CONTROL_GUARD * math.sqrt(max(0.0, var_y) / n):
-                    beta = fitted
-                    var = (var_y - float(cov_yc @ beta)) * (n - 1) / (n - 1 - c_bar.size)
-        stderr = math.sqrt(max(0.0, var) / n) if n > 1 else None
-        units[cols, terms] = (shift + y_bar - float(beta @ c_bar), stderr, shift + y_sum / half - (c_sum / half) @ beta)
+        cv = estimate(n, sy, syy, syc, sc, scc)
+        units[cols, terms] = (
+            shift + cv.mean - cv.correction,
+            cv.stderr,
+            shift + y_sum / half - (c_sum / half) @ cv.beta,
+        )
         return units[cols, terms]
 
     block_means: list[NDArray[np.float64]] = []
