@@ -59,7 +59,7 @@ def _init_worker(plan: Doc, output_dir: str) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
-def _price_task(task: tuple[int, int]) -> Doc:
+def _price_task(task: tuple[int, int]) -> Doc | mc.ChunkSums:
     """One chunk of one shard, or the whole shard's result when it has one chunk (the fold then runs in the worker,
     not in the parent); a worker reads its shard's positions once, for all the chunks it gets."""
     shard, chunk = task
@@ -178,10 +178,10 @@ def _price(builder: mc.PlanBuilder, job_name: str, output_dir: str, progress: Pr
         progress.warn(f"resuming {job_name}: {len(done)} of {shards} shards already priced (--fresh starts over)")
     chunks = int(plan["simulation"]["chunks"])
     tasks = [(s, c) for s in range(shards) if s not in done for c in range(chunks)]
-    parts: dict[int, list[Doc]] = {}
+    parts: dict[int, list[mc.ChunkSums]] = {}
     finished = len(done)
 
-    def on_result(task: tuple[int, int], part: Doc | None, exc: BaseException | None) -> None:
+    def on_result(task: tuple[int, int], part: Doc | mc.ChunkSums | None, exc: BaseException | None) -> None:
         nonlocal finished
         shard, _ = task
         if shard in done:  # an earlier chunk of this shard failed
@@ -194,10 +194,11 @@ def _price(builder: mc.PlanBuilder, job_name: str, output_dir: str, progress: Pr
             parts.pop(shard, None)
             result = mc.failed_shard(plan, shard, artifacts.read_shard_positions(output_dir, plan, shard), msg)
         elif chunks == 1:
+            assert isinstance(part, dict)  # the shard's result, folded in the worker
             result = part
             finished += 1
         else:
-            assert part is not None
+            assert isinstance(part, mc.ChunkSums)
             parts.setdefault(shard, []).append(part)
             if len(parts[shard]) == chunks:
                 positions = artifacts.read_shard_positions(output_dir, plan, shard)

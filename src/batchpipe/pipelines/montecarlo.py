@@ -19,8 +19,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -292,7 +292,7 @@ def _grid(plan: Doc) -> TimeGrid:
     return build_grid(np.array(plan["observationTimes"]), int(plan["simulation"]["stepsPerYear"]), kappa=kappa)
 
 
-def _unit_terms(p: Doc) -> tuple[float, ...]:
+def _unit_terms(p: Doc) -> Terms:
     """A note's terms on a unit notional, in NoteTerms field order."""
     return (
         1.0,
@@ -305,16 +305,42 @@ def _unit_terms(p: Doc) -> tuple[float, ...]:
     )
 
 
-def _group_key(cols: Sequence[int]) -> str:
-    return ",".join(str(c) for c in cols)
+Cols = tuple[int, ...]  # a note's observation dates, as columns of the plan's "observationDates"
+Terms = tuple[float, ...]  # a note's terms on a unit notional (`_unit_terms`): the notes priced once
+FloatArray = NDArray[np.float64]
 
 
-def _note_key(cols: Sequence[int], terms: tuple[float, ...]) -> str:
-    """A term set on a set of dates: the notes priced once per unit notional."""
-    return _group_key(cols) + "|" + ",".join(repr(t) for t in terms)
+@dataclass(frozen=True)
+class NoteSums:
+    """One note's sums over each block's pairs, on a unit notional: of y (nb,), y^2 (nb,) and y c (nb, d)."""
+
+    sum_y: FloatArray
+    sum_yy: FloatArray
+    sum_yc: FloatArray
 
 
-def price_chunk(plan: Doc, shard: int, positions: Sequence[Doc], chunk: int) -> Doc:
+@dataclass(frozen=True)
+class ControlSums:
+    """The sums over each block's pairs of the controls of the notes on the same dates: of c (nb, d), c c^T
+    (nb, d, d)."""
+
+    sum_c: FloatArray
+    sum_cc: FloatArray
+
+
+@dataclass
+class ChunkSums:
+    """What `price_chunk` hands `shard_result` for one chunk of a shard: an in-process value (pickled from a worker
+    process to the parent), never stored."""
+
+    shard: int
+    chunk: int
+    blocks: range
+    notes: dict[tuple[Cols, Terms], NoteSums] = field(default_factory=dict)
+    controls: dict[Cols, ControlSums] = field(default_factory=dict)
+
+
+def price_chunk(plan: Doc, shard: int, positions: Sequence[Doc], chunk: int) -> ChunkSums:
     """Per-block sums over one chunk of blocks for the priced positions of one shard (the unit of local work).
 
     For each distinct note (terms and dates) on a unit notional: sums of y (pair-mean PV minus a shift), y^2 and
@@ -327,7 +353,7 @@ def price_chunk(plan: Doc, shard: int, positions: Sequence[Doc], chunk: int) -> 
     layout = SamplingLayout.from_doc(sim)
     blocks = layout.chunk_blocks(chunk)
     positions = [p for p in positions if p["error"] is None]
-    part: Doc = {"shard": shard, "chunk": chunk, "blocks": list(blocks), "notes": {}, "controls": {}}
+    part = ChunkSums(shard, chunk, blocks)
     if not positions:
         return part
     market = plan["market"]
@@ -340,7 +366,7 @@ def price_chunk(plan: Doc, shard: int, positions: Sequence[Doc], chunk: int) -> 
     times = np.array(plan["observationTimes"])
     controllable = measurable(params, times, layout.paths)
     column = {d: j for j, d in enumerate(plan["observationDates"])}
-    groups: dict[tuple[int, ...], list[Doc]] = {}
+    groups: dict[Cols, list[Doc]] = {}
     for p in positions:
         groups.setdefault(tuple(column[d] for d in p["observationDates"]), []).append(p)
     for cols, members in groups.items():
@@ -351,10 +377,7 @@ def price_chunk(plan: Doc, shard: int, positions: Sequence[Doc], chunk: int) -> 
         disc_spots = (group_spots[:, controlled] * discount[controlled]).reshape(2, nb, half, -1)
         expected = spot * np.exp(-dividend * t[controlled])
         controls = np.ascontiguousarray(0.5 * (disc_spots[0] + disc_spots[1]) - expected)
-        part["controls"][_group_key(cols)] = {
-            "sum": controls.sum(axis=1),  # (nb, d)
-            "cross": np.einsum("bhu,bhv->buv", controls, controls),  # (nb, d, d)
-        }
+        part.controls[cols] = ControlSums(controls.sum(axis=1), np.einsum("bhu,bhv->buv", controls, controls))
         # Notes with the same terms have the same payoff per unit of notional: each term set is priced once, on a
         # unit notional; shard_result scales its estimates by each position's notional.
         keys = list(dict.fromkeys(_unit_terms(p) for p in members))
@@ -365,15 +388,13 @@ def price_chunk(plan: Doc, shard: int, positions: Sequence[Doc], chunk: int) -> 
             pairs = 0.5 * (pv[0] + pv[1]) - discount[-1]  # (nb, half, notes): PV less the riskless floor
             y = np.ascontiguousarray(np.moveaxis(pairs, 2, 0))  # (notes, nb, half)
             for i, key in enumerate(batch):
-                part["notes"][_note_key(cols, key)] = {
-                    "sum": y[i].sum(axis=1),  # (nb,)
-                    "sumsq": (y[i] * y[i]).sum(axis=1),
-                    "cross": np.einsum("bh,bhu->bu", y[i], controls),  # (nb, d)
-                }
+                part.notes[cols, key] = NoteSums(
+                    y[i].sum(axis=1), (y[i] * y[i]).sum(axis=1), np.einsum("bh,bhu->bu", y[i], controls)
+                )
     return part
 
 
-def shard_result(plan: Doc, shard: int, positions: Sequence[Doc], parts: Sequence[Doc]) -> Doc:
+def shard_result(plan: Doc, shard: int, positions: Sequence[Doc], parts: Sequence[ChunkSums]) -> Doc:
     """Fold a shard's chunk parts into control-variate PVs and standard errors, and the shard's exact per-block
     totals (the portfolio's standard error comes from the blocks, see the module docstring).
 
@@ -382,8 +403,8 @@ def shard_result(plan: Doc, shard: int, positions: Sequence[Doc], parts: Sequenc
     Each note is estimated once per unit of notional (every figure is linear in the notional) and scaled.
     """
     layout = SamplingLayout.from_doc(plan["simulation"])
-    ordered = sorted(parts, key=lambda part: int(part["chunk"]))
-    if [int(part["chunk"]) for part in ordered] != list(range(layout.chunks)):
+    ordered = sorted(parts, key=lambda part: part.chunk)
+    if [part.chunk for part in ordered] != list(range(layout.chunks)):
         raise ValueError(f"shard {shard}: expected chunks 0..{layout.chunks - 1}")
     rate = float(plan["market"]["rate"])
     times = dict(zip(plan["observationDates"], plan["observationTimes"], strict=True))
@@ -391,39 +412,33 @@ def shard_result(plan: Doc, shard: int, positions: Sequence[Doc], parts: Sequenc
     half = layout.pairs_per_block
     n = layout.blocks * half
 
-    def blocks_of(get: Any) -> NDArray[np.float64]:
+    def blocks_of(get: Callable[[ChunkSums], FloatArray]) -> FloatArray:
         """Per-block sums of every chunk, in block order: the same array however the blocks were chunked, so
         reducing it gives the same rounding too."""
         return np.concatenate([get(part) for part in ordered], axis=0)
 
-    controls: dict[str, tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]] = {}
-    units: dict[tuple[tuple[int, ...], tuple[float, ...]], tuple[float, float | None, NDArray[np.float64]]] = {}
+    controls: dict[Cols, tuple[FloatArray, FloatArray, FloatArray]] = {}
+    units: dict[tuple[Cols, Terms], tuple[float, float | None, FloatArray]] = {}
 
-    def unit_estimate(cols: tuple[int, ...], p: Doc) -> tuple[float, float | None, NDArray[np.float64]]:
+    def unit_estimate(cols: Cols, p: Doc) -> tuple[float, float | None, FloatArray]:
         """PV, standard error and block means of one unit of a note."""
-        terms = _unit_terms(p)
-        if (cols, terms) in units:
-            return units[cols, terms]
-        key = _note_key(cols, terms)
-        gkey = _group_key(cols)
-        y_sum = blocks_of(lambda part: part["notes"][key]["sum"])  # (G,)
-        y_sumsq = blocks_of(lambda part: part["notes"][key]["sumsq"])
-        yc = blocks_of(lambda part: part["notes"][key]["cross"])  # (G, d)
-        if gkey not in controls:  # shared by every note observed on the same dates
-            c_blocks = blocks_of(lambda part: part["controls"][gkey]["sum"])  # (G, d)
-            cc = blocks_of(lambda part: part["controls"][gkey]["cross"])  # (G, d, d)
-            controls[gkey] = (c_blocks, c_blocks.sum(axis=0), cc.sum(axis=0))
-        c_sum, sc, scc = controls[gkey]
+        key = (cols, _unit_terms(p))
+        if key in units:
+            return units[key]
+        y_sum = blocks_of(lambda part: part.notes[key].sum_y)  # (G,)
+        y_sumsq = blocks_of(lambda part: part.notes[key].sum_yy)
+        yc = blocks_of(lambda part: part.notes[key].sum_yc)  # (G, d)
+        if cols not in controls:  # shared by every note observed on the same dates
+            c_blocks = blocks_of(lambda part: part.controls[cols].sum_c)  # (G, d)
+            cc = blocks_of(lambda part: part.controls[cols].sum_cc)  # (G, d, d)
+            controls[cols] = (c_blocks, c_blocks.sum(axis=0), cc.sum(axis=0))
+        c_sum, sc, scc = controls[cols]
         sy, syy = float(y_sum.sum()), float(y_sumsq.sum())
         syc = yc.sum(axis=0)
         shift = math.exp(-rate * times[p["observationDates"][-1]])
         cv = estimate(n, sy, syy, syc, sc, scc)
-        units[cols, terms] = (
-            shift + cv.mean - cv.correction,
-            cv.stderr,
-            shift + y_sum / half - (c_sum / half) @ cv.beta,
-        )
-        return units[cols, terms]
+        units[key] = (shift + cv.mean - cv.correction, cv.stderr, shift + y_sum / half - (c_sum / half) @ cv.beta)
+        return units[key]
 
     block_means: list[NDArray[np.float64]] = []
     out = []
