@@ -22,9 +22,9 @@ import pytest
 from scipy.integrate import solve_ivp
 
 from batchpipe.pipelines import montecarlo
-from batchpipe.pipelines.montecarlo import preprocess
 from batchpipe.pipelines.portfolio import parse_portfolio
 from batchpipe.pricing.heston import HestonParams, moment_explosion_time, spot_kurtosis
+from tests.montecarlo_memory import preprocess
 
 Z = 4.0
 RATE = 0.01  # the portfolio file's default

@@ -26,10 +26,11 @@ import numpy as np
 import pytest
 
 from batchpipe.pipelines import montecarlo
-from batchpipe.pipelines.montecarlo import collate, preprocess, price_shard, shard_slice
+from batchpipe.pipelines.montecarlo import price_shard
 from batchpipe.pipelines.portfolio import Simulation, parse_portfolio
 from batchpipe.pricing.heston import HestonParams
 from batchpipe.pricing.paths import TimeGrid, build_grid, simulate_qe_antithetic
+from tests.montecarlo_memory import collate, preprocess, shard_slice
 
 DEFAULT_STEPS = Simulation().steps_per_year
 WORKSHOP_HESTON = {"v0": 0.01216, "kappa": 1.445, "theta": 0.0326, "sigma": 0.354, "rho": -0.599}

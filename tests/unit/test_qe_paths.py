@@ -28,7 +28,6 @@ import pytest
 from scipy.optimize import brentq
 
 from batchpipe.pipelines import montecarlo
-from batchpipe.pipelines.montecarlo import preprocess
 from batchpipe.pipelines.portfolio import parse_portfolio
 from batchpipe.pricing.domain import HESTON
 from batchpipe.pricing.heston import HestonParams, call_prices, probability_above, put_prices
@@ -44,6 +43,7 @@ from batchpipe.pricing.paths import (
     simulate_qe_antithetic,
     simulate_qe_blocks,
 )
+from tests.montecarlo_memory import preprocess
 
 SPOT, RATE, DIVIDEND = 3550.0, 0.01, 0.02
 WORKSHOP = HestonParams(v0=0.01216, kappa=1.445, theta=0.0326, sigma=0.354, rho=-0.599)

@@ -11,7 +11,7 @@ totals), which accounts for every covariance without moving per-path data betwee
 are exact sums (`batchpipe.pricing.exactsum`), so the portfolio's do not depend on how positions were sharded.
 
 Preprocess streams (`PlanBuilder`) and collate folds one shard at a time (`Collation`): storage
-(`batchpipe.artifacts`) keeps memory to a shard's worth; `preprocess` and `collate` are the in-memory versions.
+(`batchpipe.artifacts`) keeps memory to a shard's worth.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -221,21 +221,6 @@ class PlanBuilder:
         return {**self._plan, "observationDates": all_dates, "observationTimes": times}
 
 
-def preprocess(
-    portfolio: Portfolio,
-    job_name: str,
-    positions_per_job: int | None = None,
-    paths: int | None = None,
-    seed: int | None = None,
-) -> tuple[Doc, list[Doc]]:
-    """The plan and every resolved position in memory: for tests and small portfolios (the engines stream)."""
-    builder = PlanBuilder(portfolio, job_name, positions_per_job, paths, seed)
-    positions = list(builder.positions())
-    plan = builder.plan()
-    plan["planHash"] = plan_hash(plan, "".join(position_line(p) for p in positions).encode())
-    return plan, positions
-
-
 def position_line(position: Doc) -> str:
     """A resolved position as stored: one JSON line (the plan's hash covers these exact bytes)."""
     return json.dumps(position, separators=(",", ":"), allow_nan=False) + "\n"
@@ -279,12 +264,6 @@ def shard_range(plan: Doc, shard: int) -> range:
     if not 0 <= shard < int(plan["shards"]):
         raise ValueError(f"shard {shard} out of range: the plan has {plan['shards']} shards")
     return range(shard * per_job, min(int(plan["positionCount"]), (shard + 1) * per_job))
-
-
-def shard_slice(plan: Doc, positions: Sequence[Doc], shard: int) -> list[Doc]:
-    """One shard's positions out of all of them in memory."""
-    r = shard_range(plan, shard)
-    return list(positions[r.start : r.stop])
 
 
 def _grid(plan: Doc) -> TimeGrid:
@@ -561,16 +540,6 @@ class Collation:
                 "stepsPerYearUsed": sim.get("stepsPerYearUsed", sim["stepsPerYear"]),
             },
         }
-
-
-def collate(plan: Doc, positions: Sequence[Doc], shard_results: Iterable[Doc | None]) -> Doc:
-    """The whole results document in memory (for tests and small portfolios; storage streams with Collation)."""
-    collation = Collation(plan)
-    results = list(shard_results)
-    rows = []
-    for shard in range(int(plan["shards"])):
-        rows.extend(collation.add(shard, shard_slice(plan, positions, shard), results[shard]))
-    return collation.summary() | {"positions": rows}
 
 
 def csv_row(row: Doc) -> list[Any]:
