@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from batchpipe import artifacts
 from batchpipe.cli import main
 from batchpipe.pipelines import montecarlo as mc
+from batchpipe.pipelines.montecarlo import price
 from batchpipe.pipelines.portfolio import parse_portfolio
 from tests.conftest import small_portfolio
 from tests.montecarlo_memory import collate, preprocess, shard_slice
@@ -55,14 +56,14 @@ def test_stored_plan_shards_and_streamed_collate_equal_the_in_memory_pipeline(tm
 
 def fails_on_shard(shard: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """Make one shard's pricing raise, in this process and in the worker processes it forks."""
-    real = mc.price_chunk
+    real = price.price_chunk
 
     def price_chunk(plan: dict[str, Any], index: int, positions: Any, chunk: int) -> dict[str, Any]:
         if index == shard:
             raise RuntimeError(f"shard {index} broke")
         return real(plan, index, positions, chunk)
 
-    monkeypatch.setattr(mc, "price_chunk", price_chunk)
+    monkeypatch.setattr(price, "price_chunk", price_chunk)
 
 
 def test_a_long_table_shows_its_first_rows_and_json_prints_every_position(

@@ -12,8 +12,8 @@ runs here draw, per block (seeded by SeedSequence(seed, spawn_key=(block,)) as t
 Brownian motions on the union of the two time grids, and each run's normals are that motion's increments over
 its own steps divided by sqrt(step): still independent standard normals within a run, but the runs now differ
 only by the discretisation. The patch replaces the pipeline's path generator (simulate_qe_blocks, which draws
-the normals) in batchpipe.pipelines.montecarlo and the test checks that it was used, and that the coupling works (the
-difference's own standard error, from the 64 batch means, is well below the PVs').
+the normals) in batchpipe.pipelines.montecarlo.price and the test checks that it was used, and that the coupling
+works (the difference's own standard error, from the 64 batch means, is well below the PVs').
 """
 
 from __future__ import annotations
@@ -25,8 +25,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from batchpipe.pipelines import montecarlo
-from batchpipe.pipelines.montecarlo import price_shard
+from batchpipe.pipelines.montecarlo import price, price_shard
 from batchpipe.pipelines.portfolio import Simulation, parse_portfolio
 from batchpipe.pricing.heston import HestonParams
 from batchpipe.pricing.paths import TimeGrid, build_grid, simulate_qe_antithetic
@@ -122,10 +121,10 @@ def test_doubling_steps_per_year_moves_pvs_by_less_than_one_standard_error(
     coupled = CoupledNormals([build_grid(obs, s, kappa=kappa) for s in (DEFAULT_STEPS, 2 * DEFAULT_STEPS)])
     generators = {"block_normals": coupled.block, "chunk_normals": coupled.chunk,
                   "simulate_qe_blocks": coupled.simulate_blocks}  # fmt: skip
-    patched = [name for name in generators if hasattr(montecarlo, name)]
+    patched = [name for name in generators if hasattr(price, name)]
     assert patched, "the pipeline's normal generator moved: update CoupledNormals"
     for name in patched:
-        monkeypatch.setattr(montecarlo, name, generators[name])
+        monkeypatch.setattr(price, name, generators[name])
 
     coarse, coarse_shards = run(DEFAULT_STEPS)
     fine, fine_shards = run(2 * DEFAULT_STEPS)

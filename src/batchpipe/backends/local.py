@@ -24,6 +24,7 @@ from batchpipe import artifacts, rundir
 from batchpipe.errors import InputError, Interrupted
 from batchpipe.pipelines import montecarlo as mc
 from batchpipe.pipelines import render as rp
+from batchpipe.pipelines.montecarlo import price as mc_price
 from batchpipe.pipelines.portfolio import Portfolio
 from batchpipe.progress import Progress
 from batchpipe.rendering.frames import frame_filename, threads_per_process
@@ -67,8 +68,8 @@ def _price_task(task: tuple[int, int]) -> Doc | mc.ChunkSums:
     if _WORKER["shard"] != shard:
         _WORKER.update(shard=shard, positions=artifacts.read_shard_positions(_WORKER["output"], plan, shard))
     if int(plan["simulation"]["chunks"]) == 1:
-        return mc.price_shard(plan, shard, _WORKER["positions"])
-    return mc.price_chunk(plan, shard, _WORKER["positions"], chunk)
+        return mc_price.price_shard(plan, shard, _WORKER["positions"])
+    return mc_price.price_chunk(plan, shard, _WORKER["positions"], chunk)
 
 
 def run_pool(
