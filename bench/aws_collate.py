@@ -64,7 +64,7 @@ def bench_collate(shards: int = SHARDS) -> dict[str, Any]:
         doc = {"market": {"heston": heston}, "simulation": {"paths": 2 * BLOCKS}, "positions": [position] * shards}
         portfolio = parse_portfolio(json.dumps(doc), "bench.json")
         plan = artifacts.write_plan(out, mc.PlanBuilder(portfolio, "run", positions_per_job=1))
-        _, positions = mc.preprocess(portfolio, "run", positions_per_job=1)
+        positions = list(mc.PlanBuilder(portfolio, "run", positions_per_job=1).positions())
         rng = random.Random(1)
 
         def put(shard: int) -> None:
@@ -89,7 +89,12 @@ def bench_collate(shards: int = SHARDS) -> dict[str, Any]:
                                                                                  Prefix="run/shards/")
                 for o in page.get("Contents", [])]  # fmt: skip
         loaded = [json.loads(s3.get_object(Bucket="bench-collate", Key=k)["Body"].read()) for k in keys]
-        reference_doc = mc.collate(plan, positions, sorted(loaded, key=lambda d: d["shard"]))
+        collation = mc.Collation(plan)  # the same fold, over every result in memory
+        rows = []
+        for result in sorted(loaded, key=lambda d: d["shard"]):
+            r = mc.shard_range(plan, result["shard"])
+            rows.extend(collation.add(result["shard"], positions[r.start : r.stop], result))
+        reference_doc = collation.summary() | {"positions": rows}
         reference = time.perf_counter() - start
         ours_doc = artifacts.read_json("s3://bench-collate/run/results.json")
         assert ours_doc["totalPv"] == reference_doc["totalPv"] and len(ours_doc["positions"]) == shards

@@ -61,16 +61,16 @@ def test_a_worker_that_dies_fails_only_its_shard(tmp_path: Path, write_json: Any
                                                  monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     import os
 
-    from batchpipe.pipelines import montecarlo as mc
+    from batchpipe.pipelines.montecarlo import price
 
-    real = mc.price_chunk
+    real = price.price_chunk
 
     def dies_on_shard_2(plan: dict[str, Any], shard: int, positions: Any, chunk: int) -> dict[str, Any]:
         if shard == 2:
             os._exit(9)  # what the OOM killer or a segfault looks like from outside
         return real(plan, shard, positions, chunk)
 
-    monkeypatch.setattr(mc, "price_chunk", dies_on_shard_2)  # forked workers inherit it
+    monkeypatch.setattr(price, "price_chunk", dies_on_shard_2)  # forked workers inherit it
     portfolio = write_json(small_portfolio())
     out = tmp_path / "out"
     args = ["run", "montecarlo", str(portfolio), "--local", "--job-name", "crash", "--output", str(out),
@@ -82,7 +82,7 @@ def test_a_worker_that_dies_fails_only_its_shard(tmp_path: Path, write_json: Any
     errors = [p["error"] for p in doc["positions"]]
     assert [e is not None for e in errors] == [False, False, True, False, False]
     assert "worker process died" in errors[2]
-    monkeypatch.setattr(mc, "price_chunk", real)
+    monkeypatch.setattr(price, "price_chunk", real)
     # the next run resumes and prices only the lost shard
     again = CliRunner().invoke(main, args, catch_exceptions=False)
     assert again.exit_code == 0 and "4 of 5 shards already priced" in again.stderr

@@ -88,16 +88,16 @@ def test_more_paths_shrink_the_standard_error(tmp_path: Path, write_json: Any) -
 def test_a_failing_shard_gives_partial_and_exit_1_counting_every_failed_position(
     tmp_path: Path, write_json: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from batchpipe.pipelines import montecarlo as mc
+    from batchpipe.pipelines.montecarlo import price
 
-    real = mc.price_chunk
+    real = price.price_chunk
 
     def price_chunk(plan: dict[str, Any], shard: int, positions: Any, chunk: int) -> dict[str, Any]:
         if shard == 12:
             raise RuntimeError("injected failure")
         return real(plan, shard, positions, chunk)
 
-    monkeypatch.setattr(mc, "price_chunk", price_chunk)  # forked workers inherit it
+    monkeypatch.setattr(price, "price_chunk", price_chunk)  # forked workers inherit it
     doc = small_portfolio(positions=[small_portfolio()["positions"][i % 5] | {"id": str(i)} for i in range(150)])
     out = tmp_path / "o"
     result = run(str(write_json(doc)), "--local", "--output", str(out), "--positions-per-job", "10")

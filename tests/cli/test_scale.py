@@ -12,8 +12,10 @@ from click.testing import CliRunner
 from batchpipe import artifacts
 from batchpipe.cli import main
 from batchpipe.pipelines import montecarlo as mc
+from batchpipe.pipelines.montecarlo import price
 from batchpipe.pipelines.portfolio import parse_portfolio
 from tests.conftest import small_portfolio
+from tests.montecarlo_memory import collate, preprocess, shard_slice
 
 
 def many_positions(n: int) -> dict[str, Any]:
@@ -26,7 +28,7 @@ def many_positions(n: int) -> dict[str, Any]:
 
 def test_stored_plan_shards_and_streamed_collate_equal_the_in_memory_pipeline(tmp_path: Path) -> None:
     portfolio = parse_portfolio(json.dumps(many_positions(53)), "p.json")
-    plan, positions = mc.preprocess(portfolio, "job", positions_per_job=5)
+    plan, positions = preprocess(portfolio, "job", positions_per_job=5)
     out = str(tmp_path)
     stored = artifacts.write_plan(out, mc.PlanBuilder(portfolio, "job", positions_per_job=5))
     assert stored["planHash"] == plan["planHash"]
@@ -34,16 +36,16 @@ def test_stored_plan_shards_and_streamed_collate_equal_the_in_memory_pipeline(tm
     assert "positions" not in json.loads((tmp_path / "plan.json").read_text())
     assert len(stored["shardOffsets"]) == plan["shards"] + 1 == 12
     for shard in range(plan["shards"]):
-        assert artifacts.read_shard_positions(out, stored, shard) == mc.shard_slice(plan, positions, shard)
+        assert artifacts.read_shard_positions(out, stored, shard) == shard_slice(plan, positions, shard)
     results = []
     for shard in range(plan["shards"]):
-        result = mc.price_shard(plan, shard, mc.shard_slice(plan, positions, shard))
+        result = mc.price_shard(plan, shard, shard_slice(plan, positions, shard))
         if shard == 3:  # a shard that failed: its five positions carry the error
-            result = mc.failed_shard(plan, shard, mc.shard_slice(plan, positions, shard), "shard 3 failed")
+            result = mc.failed_shard(plan, shard, shard_slice(plan, positions, shard), "shard 3 failed")
         artifacts.write_json(artifacts.shard_uri(out, shard), result)
         results.append(result)
     summary = artifacts.collate_montecarlo(out, stored)
-    in_memory = mc.collate(plan, positions, results)
+    in_memory = collate(plan, positions, results)
     assert json.loads((tmp_path / "results.json").read_text()) == in_memory
     assert summary == in_memory  # fewer than PREVIEW_ROWS: the preview is every row
     assert in_memory["status"] == "PARTIAL" and in_memory["positionCount"] == 53
@@ -54,14 +56,14 @@ def test_stored_plan_shards_and_streamed_collate_equal_the_in_memory_pipeline(tm
 
 def fails_on_shard(shard: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """Make one shard's pricing raise, in this process and in the worker processes it forks."""
-    real = mc.price_chunk
+    real = price.price_chunk
 
     def price_chunk(plan: dict[str, Any], index: int, positions: Any, chunk: int) -> dict[str, Any]:
         if index == shard:
             raise RuntimeError(f"shard {index} broke")
         return real(plan, index, positions, chunk)
 
-    monkeypatch.setattr(mc, "price_chunk", price_chunk)
+    monkeypatch.setattr(price, "price_chunk", price_chunk)
 
 
 def test_a_long_table_shows_its_first_rows_and_json_prints_every_position(

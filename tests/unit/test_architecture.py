@@ -10,7 +10,11 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "batchpipe"
 PURE = sorted(
-    [*(SRC / "pricing").glob("*.py"), SRC / "pipelines" / "montecarlo.py", SRC / "pipelines" / "portfolio.py"]
+    [
+        *(SRC / "pricing").glob("*.py"),
+        *(SRC / "pipelines" / "montecarlo").glob("*.py"),
+        SRC / "pipelines" / "portfolio.py",
+    ]
 )
 FORBIDDEN = {"boto3", "botocore", "click", "rich", "subprocess", "batchpipe.aws", "batchpipe.storage"}
 
@@ -25,7 +29,7 @@ def imports(path: Path) -> set[str]:
     return names
 
 
-@pytest.mark.parametrize("path", PURE, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", PURE, ids=lambda p: str(p.relative_to(SRC)))
 def test_pure_module_imports_no_io_layer(path: Path) -> None:
     bad = {n for n in imports(path) if any(n == f or n.startswith(f + ".") for f in FORBIDDEN)}
     assert not bad, f"{path.name} imports {bad}"

@@ -25,9 +25,10 @@ import numpy as np
 import pytest
 import QuantLib as ql
 
-from batchpipe.pipelines.montecarlo import collate, preprocess, price_shard, shard_slice
+from batchpipe.pipelines.montecarlo import price_shard
 from batchpipe.pipelines.portfolio import parse_portfolio
 from batchpipe.pricing.autocallable import NoteTerms, discounted_payoffs
+from tests.montecarlo_memory import collate, preprocess, shard_slice
 
 # --- explicit paths -----------------------------------------------------------------------------------------
 

@@ -22,9 +22,9 @@ import pytest
 from scipy.integrate import solve_ivp
 
 from batchpipe.pipelines import montecarlo
-from batchpipe.pipelines.montecarlo import preprocess
 from batchpipe.pipelines.portfolio import parse_portfolio
 from batchpipe.pricing.heston import HestonParams, moment_explosion_time, spot_kurtosis
+from tests.montecarlo_memory import preprocess
 
 Z = 4.0
 RATE = 0.01  # the portfolio file's default
@@ -50,9 +50,9 @@ def estimates(heston: dict[str, float], paths: int, years: int = 7, seed: int = 
     n = layout.blocks * layout.pairs_per_block
     shift = math.exp(-RATE * plan["observationTimes"][-1])
     out = []
-    for key, position in zip(parts[0]["notes"], result["positions"], strict=True):
-        sy = sum(float(part["notes"][key]["sum"].sum()) for part in parts)
-        syy = sum(float(part["notes"][key]["sumsq"].sum()) for part in parts)
+    for key, position in zip(parts[0].notes, result["positions"], strict=True):
+        sy = sum(float(part.notes[key].sum_y.sum()) for part in parts)
+        syy = sum(float(part.notes[key].sum_yy.sum()) for part in parts)
         var = (syy - sy * sy / n) / (n - 1)
         out.append(
             {
@@ -60,7 +60,7 @@ def estimates(heston: dict[str, float], paths: int, years: int = 7, seed: int = 
                 "stderr": position["stderr"],
                 "plain": shift + sy / n,
                 "plain_stderr": math.sqrt(max(var, 0.0) / n),
-                "controls": next(iter(parts[0]["controls"].values()))["sum"].shape[1],
+                "controls": next(iter(parts[0].controls.values())).sum_c.shape[1],
                 "max": 1.0 + 0.05 * years,  # every coupon (with memory) and the notional, undiscounted
             }
         )

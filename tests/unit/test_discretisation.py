@@ -11,9 +11,9 @@ two PVs are independent estimates, their difference has a standard deviation of 
 runs here draw, per block (seeded by SeedSequence(seed, spawn_key=(block,)) as the library does), the same two
 Brownian motions on the union of the two time grids, and each run's normals are that motion's increments over
 its own steps divided by sqrt(step): still independent standard normals within a run, but the runs now differ
-only by the discretisation. The patch replaces the pipeline's normal generator(s) in
-batchpipe.pipelines.montecarlo and the test checks that it was used, and that the coupling works (the
-difference's own standard error, from the 64 batch means, is well below the PVs').
+only by the discretisation. The patch replaces the pipeline's path generator (simulate_qe_blocks, which draws
+the normals) in batchpipe.pipelines.montecarlo.price and the test checks that it was used, and that the coupling
+works (the difference's own standard error, from the 64 batch means, is well below the PVs').
 """
 
 from __future__ import annotations
@@ -25,10 +25,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from batchpipe.pipelines import montecarlo
-from batchpipe.pipelines.montecarlo import collate, preprocess, price_shard, shard_slice
+from batchpipe.pipelines.montecarlo import price, price_shard
 from batchpipe.pipelines.portfolio import Simulation, parse_portfolio
+from batchpipe.pricing.heston import HestonParams
 from batchpipe.pricing.paths import TimeGrid, build_grid, simulate_qe_antithetic
+from tests.montecarlo_memory import collate, preprocess, shard_slice
 
 DEFAULT_STEPS = Simulation().steps_per_year
 WORKSHOP_HESTON = {"v0": 0.01216, "kappa": 1.445, "theta": 0.0326, "sigma": 0.354, "rho": -0.599}
@@ -83,6 +84,20 @@ class CoupledNormals:
         """Shape (blocks, steps, 2, half), like paths.chunk_normals."""
         return np.stack([self.block(seed, b, steps, half) for b in blocks])
 
+    def simulate_blocks(
+        self,
+        p: HestonParams,
+        spot: float,
+        rate: float,
+        dividend: float,
+        grid: TimeGrid,
+        seed: int,
+        blocks: range,
+        half: int,
+    ) -> np.ndarray:
+        """Like paths.simulate_qe_blocks, on these normals."""
+        return simulate_qe_antithetic(p, spot, rate, dividend, grid, self.chunk(seed, blocks, grid.steps, half))
+
 
 def run(steps_per_year: int) -> tuple[dict[str, Any], list[list[float]]]:
     # one position per shard: each shard's block totals are its position's block means
@@ -104,14 +119,12 @@ def test_doubling_steps_per_year_moves_pvs_by_less_than_one_standard_error(
     obs = np.array(plan["observationTimes"])
     kappa = WORKSHOP_HESTON["kappa"]
     coupled = CoupledNormals([build_grid(obs, s, kappa=kappa) for s in (DEFAULT_STEPS, 2 * DEFAULT_STEPS)])
-
-    def coupled_paths(p: Any, spot: float, rate: float, dividend: float, grid: TimeGrid, seed: int, blocks: range,
-                      half: int) -> np.ndarray:  # fmt: skip
-        """The pipeline's path generator (simulate_qe_blocks) on the coupled normals."""
-        return simulate_qe_antithetic(p, spot, rate, dividend, grid, coupled.chunk(seed, blocks, grid.steps, half))
-
-    assert hasattr(montecarlo, "simulate_qe_blocks"), "the pipeline's path generator moved: update the coupling"
-    monkeypatch.setattr(montecarlo, "simulate_qe_blocks", coupled_paths)
+    generators = {"block_normals": coupled.block, "chunk_normals": coupled.chunk,
+                  "simulate_qe_blocks": coupled.simulate_blocks}  # fmt: skip
+    patched = [name for name in generators if hasattr(price, name)]
+    assert patched, "the pipeline's normal generator moved: update CoupledNormals"
+    for name in patched:
+        monkeypatch.setattr(price, name, generators[name])
 
     coarse, coarse_shards = run(DEFAULT_STEPS)
     fine, fine_shards = run(2 * DEFAULT_STEPS)

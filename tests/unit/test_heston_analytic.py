@@ -29,7 +29,6 @@ import pytest
 import QuantLib as ql
 
 from batchpipe.errors import InputError
-from batchpipe.pipelines.montecarlo import preprocess
 from batchpipe.pipelines.portfolio import WORKSHOP_EXPIRIES, WORKSHOP_STRIKES, WORKSHOP_VOLS, parse_portfolio
 from batchpipe.pricing import calibration
 from batchpipe.pricing.black import black_price, implied_vol
@@ -49,6 +48,7 @@ from batchpipe.pricing.calibration import (
 )
 from batchpipe.pricing.domain import HESTON, heston_problems
 from batchpipe.pricing.heston import HestonParams, call_prices, probability_above, put_prices
+from tests.montecarlo_memory import preprocess
 
 SPOT = 3550.0
 VALUATION = date(2019, 11, 20)

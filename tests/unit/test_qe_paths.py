@@ -27,8 +27,7 @@ import numpy as np
 import pytest
 from scipy.optimize import brentq
 
-from batchpipe.pipelines import montecarlo
-from batchpipe.pipelines.montecarlo import preprocess
+from batchpipe.pipelines.montecarlo import price
 from batchpipe.pipelines.portfolio import parse_portfolio
 from batchpipe.pricing.domain import HESTON
 from batchpipe.pricing.heston import HestonParams, call_prices, probability_above, put_prices
@@ -44,6 +43,7 @@ from batchpipe.pricing.paths import (
     simulate_qe_antithetic,
     simulate_qe_blocks,
 )
+from tests.montecarlo_memory import preprocess
 
 SPOT, RATE, DIVIDEND = 3550.0, 0.01, 0.02
 WORKSHOP = HestonParams(v0=0.01216, kappa=1.445, theta=0.0326, sigma=0.354, rho=-0.599)
@@ -248,7 +248,7 @@ def test_pipeline_grid_follows_the_plans_kappa() -> None:
         "positions": [{"notional": 1.0, "strike": SPOT, "barrier": 1.0}],
     }
     plan, _ = preprocess(parse_portfolio(json.dumps(doc), "grid.json"), "grid")
-    grid = montecarlo._grid(plan)
+    grid = price._grid(plan)
     assert plan["simulation"]["stepsPerYear"] == 12
     assert 400.0 * np.max(np.diff(grid.times)) <= KAPPA_DT_LIMIT * (1 + 1e-9)
     assert grid.steps >= plan["observationTimes"][-1] * 400.0 / KAPPA_DT_LIMIT

@@ -27,6 +27,7 @@ from batchpipe.errors import InputError, Interrupted
 from batchpipe.pipelines import catalog
 from batchpipe.pipelines import montecarlo as mc
 from batchpipe.pipelines import render as rp
+from batchpipe.pipelines.montecarlo import price as mc_price
 from batchpipe.pipelines.portfolio import Portfolio
 from batchpipe.progress import Progress
 from batchpipe.rendering.frames import frame_filename, threads_per_process
@@ -57,7 +58,7 @@ def _init_worker(plan: Doc, output_dir: str) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
-def _price_task(task: tuple[int, int]) -> Doc:
+def _price_task(task: tuple[int, int]) -> Doc | mc.ChunkSums:
     """One chunk of one shard, or the whole shard's result when it has one chunk (the fold then runs in the worker,
     not in the parent); a worker reads its shard's positions once, for all the chunks it gets."""
     shard, chunk = task
@@ -65,8 +66,8 @@ def _price_task(task: tuple[int, int]) -> Doc:
     if _WORKER["shard"] != shard:
         _WORKER.update(shard=shard, positions=artifacts.read_shard_positions(_WORKER["output"], plan, shard))
     if int(plan["simulation"]["chunks"]) == 1:
-        return mc.price_shard(plan, shard, _WORKER["positions"])
-    return mc.price_chunk(plan, shard, _WORKER["positions"], chunk)
+        return mc_price.price_shard(plan, shard, _WORKER["positions"])
+    return mc_price.price_chunk(plan, shard, _WORKER["positions"], chunk)
 
 
 def run_pool(
@@ -177,10 +178,10 @@ def _price(builder: mc.PlanBuilder, job_name: str, output_dir: str, progress: Pr
         progress.warn(f"resuming {job_name}: {len(done)} of {shards} shards already priced (--fresh starts over)")
     chunks = int(plan["simulation"]["chunks"])
     tasks = [(s, c) for s in range(shards) if s not in done for c in range(chunks)]
-    parts: dict[int, list[Doc]] = {}
+    parts: dict[int, list[mc.ChunkSums]] = {}
     finished = len(done)
 
-    def on_result(task: tuple[int, int], part: Doc | None, exc: BaseException | None) -> None:
+    def on_result(task: tuple[int, int], part: Doc | mc.ChunkSums | None, exc: BaseException | None) -> None:
         nonlocal finished
         shard, _ = task
         if shard in done:  # an earlier chunk of this shard failed
@@ -193,10 +194,11 @@ def _price(builder: mc.PlanBuilder, job_name: str, output_dir: str, progress: Pr
             parts.pop(shard, None)
             result = mc.failed_shard(plan, shard, artifacts.read_shard_positions(output_dir, plan, shard), msg)
         elif chunks == 1:
+            assert isinstance(part, dict)  # the shard's result, folded in the worker
             result = part
             finished += 1
         else:
-            assert part is not None
+            assert isinstance(part, mc.ChunkSums)
             parts.setdefault(shard, []).append(part)
             if len(parts[shard]) == chunks:
                 positions = artifacts.read_shard_positions(output_dir, plan, shard)

@@ -1,0 +1,63 @@
+"""The Monte Carlo pipeline: preprocess (`plan`) -> price shards (`price`) -> collate (`collate`), as pure functions
+over JSON-able documents.
+
+The same functions run in the local engine's worker processes and in the AWS containers and Lambdas. Nothing here
+holds a whole portfolio: storage (`batchpipe.artifacts`) streams the positions out of preprocess, reads each shard
+only its own, and folds the shard results one at a time. The control-variate estimate each note's PV comes from is
+`batchpipe.pricing.control_variates`.
+
+The stages' public names are re-exported here (`from batchpipe.pipelines import montecarlo as mc`).
+"""
+
+from batchpipe.pipelines.montecarlo.collate import FAILED_SAMPLE, RESULT_FIELDS, Collation, csv_row
+from batchpipe.pipelines.montecarlo.plan import (
+    CHUNK_PATHS,
+    DEFAULT_POSITIONS_PER_JOB,
+    MAX_ARRAY_SIZE,
+    MAX_BLOCKS,
+    PLAN_VERSION,
+    PlanBuilder,
+    SamplingLayout,
+    calibration_gate,
+    plan_hash,
+    position_line,
+    shard_range,
+)
+from batchpipe.pipelines.montecarlo.price import (
+    NOTE_BATCH,
+    ChunkSums,
+    ControlSums,
+    NoteSums,
+    failed_shard,
+    is_complete,
+    price_chunk,
+    price_shard,
+    shard_result,
+)
+
+__all__ = [
+    "CHUNK_PATHS",
+    "DEFAULT_POSITIONS_PER_JOB",
+    "FAILED_SAMPLE",
+    "MAX_ARRAY_SIZE",
+    "MAX_BLOCKS",
+    "NOTE_BATCH",
+    "PLAN_VERSION",
+    "RESULT_FIELDS",
+    "ChunkSums",
+    "Collation",
+    "ControlSums",
+    "NoteSums",
+    "PlanBuilder",
+    "SamplingLayout",
+    "calibration_gate",
+    "csv_row",
+    "failed_shard",
+    "is_complete",
+    "plan_hash",
+    "position_line",
+    "price_chunk",
+    "price_shard",
+    "shard_range",
+    "shard_result",
+]

@@ -1,0 +1,100 @@
+"""Collate for the Monte Carlo pipeline: the results document, folded from the shard results one shard at a time
+(`Collation`; a missing or stale result becomes failed rows). `batchpipe.artifacts.collate_montecarlo` streams each
+shard's rows to results.json and results.csv (`RESULT_FIELDS`, `csv_row`), then writes the rest: memory follows the
+shard size, not the portfolio's.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from batchpipe.pipelines.montecarlo.price import _fits, failed_shard
+from batchpipe.pricing.exactsum import ExactSums
+
+FAILED_SAMPLE = 100
+RESULT_FIELDS = ("index", "id", "notional", "strike", "autocallBarrier", "pv", "stderr", "error")
+
+Doc = dict[str, Any]
+
+
+def _strike_key(strike: float) -> str:
+    return str(int(strike)) if float(strike).is_integer() else repr(float(strike))
+
+
+class Collation:
+    """Collate, one shard at a time: `add` returns the shard's result rows, `summary` the rest of the results
+    document. Nothing grows with the number of positions but the PV-by-strike table; every sum is exact, so the
+    document does not depend on how positions were sharded."""
+
+    def __init__(self, plan: Doc) -> None:
+        self.plan = plan
+        self.blocks = ExactSums(int(plan["simulation"]["blocks"]))
+        self.total = ExactSums(1)
+        self.by_strike: dict[str, ExactSums] = {}
+        self.count = self.priced = 0
+        self.failed: list[int] = []  # the first FAILED_SAMPLE failed positions' indices
+        self.any_totals = False
+
+    def add(self, shard: int, positions: Sequence[Doc], result: Doc | None) -> list[Doc]:
+        if result is None:
+            result = failed_shard(self.plan, shard, positions, f"shard {shard} produced no result")
+        elif not _fits(self.plan, shard, positions, result):
+            message = f"shard {shard}: its stored result does not match the plan (stale or corrupt)"
+            result = failed_shard(self.plan, shard, positions, message)
+        rows = []
+        for pos, res in zip(positions, result["positions"], strict=True):
+            row = {k: pos[k] for k in RESULT_FIELDS[:5]} | {k: res[k] for k in RESULT_FIELDS[5:]}
+            rows.append(row)
+            if res["error"] is not None and len(self.failed) < FAILED_SAMPLE:
+                self.failed.append(pos["index"])
+            if res["error"] is None:
+                self.priced += 1
+                self.total.add(0, res["pv"])
+                self.by_strike.setdefault(_strike_key(pos["strike"]), ExactSums(1)).add(0, res["pv"])
+        self.count += len(rows)
+        if result.get("blockTotals"):
+            self.blocks.add_parts(result["blockTotals"])
+            self.any_totals = True
+        return rows
+
+    def summary(self) -> Doc:
+        """The results document without its "positions" rows."""
+        total_stderr: float | None = None
+        block_totals = np.array(self.blocks.values())
+        if self.any_totals and block_totals.size > 1:
+            spread = block_totals - block_totals[0]  # exact zeros when every block agrees (a riskless portfolio)
+            total_stderr = float(np.std(spread, ddof=1) / math.sqrt(block_totals.size))
+        if not self.priced:
+            status = "FAILED"
+        elif self.priced < self.count:
+            status = "PARTIAL"
+        else:
+            status = "SUCCEEDED"
+        sim = self.plan["simulation"]
+        strikes = sorted(self.by_strike.items(), key=lambda kv: float(kv[0]))
+        return {
+            "jobName": self.plan["jobName"],
+            "status": status,
+            "positionCount": self.count,
+            "failedCount": self.count - self.priced,
+            "failedPositions": self.failed,  # the first 100 indices
+            "aggregation": {k: v.values()[0] for k, v in strikes},
+            "totalPv": self.total.values()[0] if self.priced else None,
+            "totalStderr": total_stderr,
+            "model": self.plan["model"],
+            "simulation": {
+                "paths": sim["paths"],
+                "pathsRequested": sim.get("pathsRequested", sim["paths"]),
+                "seed": sim["seed"],
+                "stepsPerYear": sim["stepsPerYear"],
+                "stepsPerYearUsed": sim.get("stepsPerYearUsed", sim["stepsPerYear"]),
+            },
+        }
+
+
+def csv_row(row: Doc) -> list[Any]:
+    return ["" if row[k] is None else row[k] for k in RESULT_FIELDS]

@@ -1,0 +1,244 @@
+"""Preprocess for the Monte Carlo pipeline: calibrate once, lay out the shards and the path blocks (the plan), and
+resolve every position's terms and dates.
+
+`PlanBuilder` streams: it resolves the positions one at a time, and `batchpipe.artifacts.write_plan` writes each as
+one line of positions.jsonl (`position_line`), then plan.json, whose "planHash" (`plan_hash`) covers the plan and
+those exact bytes. A shard prices a range of positions (`shard_range`) on paths laid out by `SamplingLayout`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import numpy as np
+
+from batchpipe.errors import InputError
+from batchpipe.pipelines.portfolio import Portfolio, Position
+from batchpipe.pricing.calendar import annual_schedule, year_fraction
+from batchpipe.pricing.calibration import UnfittableSurface, VolQuotes, calibrate
+from batchpipe.pricing.heston import HestonParams
+from batchpipe.pricing.paths import steps_per_year_needed
+
+PLAN_VERSION = 2  # 2: kappa-aware grid, guarded control variates (results of version 1 are never resumed)
+MAX_BLOCKS = 64
+CHUNK_PATHS = 16_384  # paths simulated together: arrays stay cache-sized
+DEFAULT_POSITIONS_PER_JOB = 256
+MAX_ARRAY_SIZE = 10_000  # AWS Batch's limit on array children
+
+Doc = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SamplingLayout:
+    """How a plan's paths are simulated: `blocks` of antithetic pairs, each from its own random stream, grouped
+    `blocks_per_chunk` at a time into chunks (the unit of work)."""
+
+    blocks: int
+    pairs_per_block: int
+    blocks_per_chunk: int
+
+    @property
+    def paths(self) -> int:
+        return 2 * self.blocks * self.pairs_per_block
+
+    @property
+    def chunks(self) -> int:
+        return -(-self.blocks // self.blocks_per_chunk)
+
+    def chunk_blocks(self, chunk: int) -> range:
+        start = chunk * self.blocks_per_chunk
+        return range(start, min(self.blocks, start + self.blocks_per_chunk))
+
+    @classmethod
+    def for_paths(cls, paths: int) -> SamplingLayout:
+        blocks = min(MAX_BLOCKS, max(1, paths // 2))
+        pairs = -(-paths // (2 * blocks))
+        per_chunk = max(1, min(blocks, CHUNK_PATHS // (2 * pairs)))
+        return cls(blocks, pairs, per_chunk)
+
+    @classmethod
+    def from_doc(cls, sim: Doc) -> SamplingLayout:
+        return cls(int(sim["blocks"]), int(sim["pairsPerBlock"]), int(sim["blocksPerChunk"]))
+
+
+def _resolve_position(portfolio: Portfolio, index: int, pos: Position, schedules: dict[int, list[str]]) -> Doc:
+    prod = portfolio.product
+    doc: Doc = {
+        "index": index,
+        "id": pos.id,
+        "notional": pos.notional,
+        "strike": pos.strike,
+        "autocallBarrier": pos.autocall_barrier,
+        "coupon": pos.coupon if pos.coupon is not None else prod.coupon,
+        "couponBarrier": pos.coupon_barrier if pos.coupon_barrier is not None else prod.coupon_barrier,
+        "protectionBarrier": (
+            pos.protection_barrier if pos.protection_barrier is not None else prod.protection_barrier
+        ),
+        "memory": pos.memory if pos.memory is not None else prod.memory,
+        "observationDates": None,
+        "error": None,
+    }
+    if pos.observation_dates is not None:  # checked when the file was read: increasing, after the valuation date
+        doc["observationDates"] = [d.isoformat() for d in pos.observation_dates]
+        return doc
+    years = pos.maturity_years if pos.maturity_years is not None else prod.maturity_years
+    if years not in schedules:
+        schedules[years] = [d.isoformat() for d in annual_schedule(portfolio.valuation_date, years)]
+    doc["observationDates"] = schedules[years]
+    return doc
+
+
+def _calibrate(portfolio: Portfolio) -> tuple[HestonParams, float | None, list[str]]:
+    """Heston's parameters: the file's own, or fitted to its vol surface: (params, implied-vol RMSE or None,
+    the fit's quality warnings). The file's dates were checked when it was read (expiries after the valuation date)."""
+    market = portfolio.market
+    if market.heston is not None:
+        h = market.heston
+        return HestonParams(h.v0, h.kappa, h.theta, h.sigma, h.rho), None, []
+    surface = market.vol_surface
+    times = np.array([year_fraction(portfolio.valuation_date, e, market.day_count) for e in surface.expiries])
+    quotes = VolQuotes.from_grid(times, np.array(surface.strikes), np.array(surface.vols))
+    try:
+        fit = calibrate(market.spot, market.rate, market.dividend_yield, quotes)
+    except UnfittableSurface as exc:
+        raise InputError(f"{portfolio.source}: market.volSurface: {exc}") from None
+    return fit.params, fit.rmse, list(fit.warnings)
+
+
+class PlanBuilder:
+    """Preprocess: calibrate once and lay out shards and paths (the plan), and resolve every position's terms and
+    dates, one at a time (`positions()`), so a large portfolio is never held as documents.
+
+    The plan's "observationDates" (the union of every position's dates) is complete once `positions()` has been
+    consumed; `batchpipe.artifacts.write_plan` streams the positions to storage and then writes the plan.
+    """
+
+    def __init__(
+        self,
+        portfolio: Portfolio,
+        job_name: str,
+        positions_per_job: int | None = None,
+        paths: int | None = None,
+        seed: int | None = None,
+    ) -> None:
+        n = len(portfolio)
+        requested = positions_per_job or min(n, DEFAULT_POSITIONS_PER_JOB)
+        if requested < 1:
+            raise InputError("--positions-per-job must be at least 1")
+        # AWS Batch arrays have at most 10,000 children: larger portfolios get more positions per child
+        per_job = max(requested, -(-n // MAX_ARRAY_SIZE))
+        if paths is not None and paths < 2:
+            raise InputError("--paths must be at least 2")
+        if seed is not None and not 0 <= seed < 2**63:
+            raise InputError("--seed must be between 0 and 2**63 - 1")
+        sim = portfolio.simulation
+        layout = SamplingLayout.for_paths(paths if paths is not None else sim.paths)
+        params, rmse, warnings = _calibrate(portfolio)
+        market = portfolio.market
+        self.portfolio = portfolio
+        self._dates: set[str] = set()
+        self._plan: Doc = {
+            "version": PLAN_VERSION,
+            "pipeline": "montecarlo",
+            "jobName": job_name,
+            "portfolioName": portfolio.name,
+            "valuationDate": portfolio.valuation_date.isoformat(),
+            "market": {
+                "spot": market.spot,
+                "rate": market.rate,
+                "dividendYield": market.dividend_yield,
+                "dayCount": market.day_count,
+            },
+            "model": {
+                "heston": params.as_dict(),
+                "calibrated": market.heston is None,  # False: the file's own parameters
+                "calibrationRmse": rmse,  # None when given, or when the model's prices have no implied vol
+                "calibrationWarnings": warnings,
+            },
+            "simulation": {
+                "paths": layout.paths,  # what runs: whole antithetic pairs in equal blocks, at least what was asked
+                "pathsRequested": paths if paths is not None else sim.paths,
+                "seed": seed if seed is not None else sim.seed,
+                "stepsPerYear": sim.steps_per_year,
+                # the grid's rate: finer than stepsPerYear when mean reversion is fast (kappa * dt <= 1/8)
+                "stepsPerYearUsed": steps_per_year_needed(sim.steps_per_year, params.kappa),
+                "blocks": layout.blocks,
+                "pairsPerBlock": layout.pairs_per_block,
+                "blocksPerChunk": layout.blocks_per_chunk,
+                "chunks": layout.chunks,
+            },
+            "positionCount": n,
+            "positionsPerJobRequested": requested,
+            "positionsPerJob": per_job,
+            "shards": -(-n // per_job),
+        }
+
+    @property
+    def positions_per_job(self) -> int:
+        return int(self._plan["positionsPerJob"])
+
+    @property
+    def model(self) -> Doc:
+        """The model block of the plan: Heston's parameters and the calibration's quality."""
+        model: Doc = self._plan["model"]
+        return model
+
+    def positions(self) -> Iterator[Doc]:
+        """Every position resolved, in order; each priced position's dates join the plan's."""
+        schedules: dict[int, list[str]] = {}
+        for i, pos in enumerate(self.portfolio.positions()):
+            doc = _resolve_position(self.portfolio, i, pos, schedules)
+            if doc["error"] is None:
+                self._dates.update(doc["observationDates"])
+            yield doc
+
+    def plan(self) -> Doc:
+        """The plan, without the storage-made "planHash" and "shardOffsets"."""
+        vd = self.portfolio.valuation_date
+        all_dates = sorted(self._dates)
+        day_count = self.portfolio.market.day_count
+        times = [year_fraction(vd, date.fromisoformat(d), day_count) for d in all_dates]
+        return {**self._plan, "observationDates": all_dates, "observationTimes": times}
+
+
+def calibration_gate(builder: PlanBuilder, max_rmse: float | None, warn: Any) -> None:
+    """Say what the calibration's quality warnings are, and refuse (InputError) a fit worse than `max_rmse` vol
+    points, before anything is written."""
+    model = builder.model
+    for message in model.get("calibrationWarnings") or []:
+        warn(f"calibration: {message}")
+    rmse = model.get("calibrationRmse")
+    if max_rmse is None or not model["calibrated"]:  # given parameters: nothing was fitted
+        return
+    if rmse is None or 100 * float(rmse) > max_rmse:
+        shown = "cannot be measured" if rmse is None else f"is {100 * float(rmse):.2f} vol points"
+        raise InputError(
+            f"{builder.portfolio.source}: market.volSurface: the calibration's implied-vol RMSE {shown}, above "
+            f"--max-calibration-rmse {max_rmse:g}"
+        )
+
+
+def position_line(position: Doc) -> str:
+    """A resolved position as stored: one JSON line (the plan's hash covers these exact bytes)."""
+    return json.dumps(position, separators=(",", ":"), allow_nan=False) + "\n"
+
+
+def plan_hash(plan: Doc, positions: bytes | str) -> str:
+    """A fingerprint of everything a shard's result depends on: the plan (less its storage offsets) and the
+    positions' stored text (or its sha256 hex digest). Computed once, when the plan is written."""
+    digest = positions if isinstance(positions, str) else hashlib.sha256(positions).hexdigest()
+    content = {k: v for k, v in plan.items() if k not in ("planHash", "shardOffsets")} | {"positions": digest}
+    return hashlib.sha256(json.dumps(content, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:24]
+
+
+def shard_range(plan: Doc, shard: int) -> range:
+    """The indices of the positions one shard prices."""
+    per_job = int(plan["positionsPerJob"])
+    if not 0 <= shard < int(plan["shards"]):
+        raise ValueError(f"shard {shard} out of range: the plan has {plan['shards']} shards")
+    return range(shard * per_job, min(int(plan["positionCount"]), (shard + 1) * per_job))

@@ -1,0 +1,260 @@
+"""Pricing for the Monte Carlo pipeline: simulate one chunk of path blocks and sum every note's payoffs over it
+(`price_chunk`, the unit of local work), fold a shard's chunks into PVs (control-variate estimates,
+`batchpipe.pricing.control_variates`), standard errors and exact block totals (`shard_result`), and tell whether a
+stored shard result is this plan's and whole (`is_complete`).
+
+Sampling scheme: every position is priced on the same paths (one underlying), so the portfolio is simulated once
+per shard rather than once per position. The paths come in `blocks` (64 unless there are fewer than 128 paths) of
+antithetic pairs, each block from its own random stream; blocks are grouped into fixed `chunks`, the unit of work.
+Per-position PVs and standard errors use the pairs as independent samples. Because positions share paths, their
+errors are correlated: the portfolio's standard error uses the blocks as batch means (the spread of the 64 block
+totals), which accounts for every covariance without moving per-path data between shards. A shard's block totals
+are exact sums (`batchpipe.pricing.exactsum`), so the portfolio's do not depend on how positions were sharded.
+
+A chunk's sums (`ChunkSums`) stay in memory: the local engine prices a shard's chunks in worker processes and folds
+them in the parent; an AWS Batch array child prices a whole shard (`price_shard`). Only shard results are stored.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from batchpipe.pipelines.montecarlo.plan import SamplingLayout
+from batchpipe.pricing.autocallable import NoteTerms, discounted_payoffs
+from batchpipe.pricing.control_variates import estimate, measurable
+from batchpipe.pricing.exactsum import ExactSums
+from batchpipe.pricing.heston import HestonParams
+from batchpipe.pricing.paths import TimeGrid, build_grid, simulate_qe_blocks
+
+NOTE_BATCH = 64  # notes whose payoffs are computed together
+
+Doc = dict[str, Any]
+Cols = tuple[int, ...]  # a note's observation dates, as columns of the plan's "observationDates"
+Terms = tuple[float, ...]  # a note's terms on a unit notional (`_unit_terms`): the notes priced once
+FloatArray = NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class NoteSums:
+    """One note's sums over each block's pairs, on a unit notional: of y (nb,), y^2 (nb,) and y c (nb, d)."""
+
+    sum_y: FloatArray
+    sum_yy: FloatArray
+    sum_yc: FloatArray
+
+
+@dataclass(frozen=True)
+class ControlSums:
+    """The sums over each block's pairs of the controls of the notes on the same dates: of c (nb, d), c c^T
+    (nb, d, d)."""
+
+    sum_c: FloatArray
+    sum_cc: FloatArray
+
+
+@dataclass
+class ChunkSums:
+    """What `price_chunk` hands `shard_result` for one chunk of a shard: an in-process value (pickled from a worker
+    process to the parent), never stored."""
+
+    shard: int
+    chunk: int
+    blocks: range
+    notes: dict[tuple[Cols, Terms], NoteSums] = field(default_factory=dict)
+    controls: dict[Cols, ControlSums] = field(default_factory=dict)
+
+
+def _grid(plan: Doc) -> TimeGrid:
+    kappa = float(plan["model"]["heston"]["kappa"])
+    return build_grid(np.array(plan["observationTimes"]), int(plan["simulation"]["stepsPerYear"]), kappa=kappa)
+
+
+def _unit_terms(p: Doc) -> Terms:
+    """A note's terms on a unit notional, in NoteTerms field order."""
+    return (
+        1.0,
+        float(p["strike"]),
+        float(p["autocallBarrier"]),
+        float(p["coupon"]),
+        float(p["couponBarrier"]),
+        float(p["protectionBarrier"]),
+        1.0 if p["memory"] else 0.0,
+    )
+
+
+def price_chunk(plan: Doc, shard: int, positions: Sequence[Doc], chunk: int) -> ChunkSums:
+    """Per-block sums over one chunk of blocks for the priced positions of one shard (the unit of local work).
+
+    For each distinct note (terms and dates) on a unit notional: sums of y (pair-mean PV minus a shift), y^2 and
+    y*c, where c are the controls: the pair-mean discounted spot at each of the note's dates minus its known
+    expectation, at the dates where a sample of the plan's paths can measure it (`control_variates.measurable`).
+    For each group of positions sharing dates: sums of c and c c^T. All per block, so folding them is independent
+    of how blocks are chunked.
+    """
+    sim = plan["simulation"]
+    layout = SamplingLayout.from_doc(sim)
+    blocks = layout.chunk_blocks(chunk)
+    positions = [p for p in positions if p["error"] is None]
+    part = ChunkSums(shard, chunk, blocks)
+    if not positions:
+        return part
+    market = plan["market"]
+    rate, dividend, spot = float(market["rate"]), float(market["dividendYield"]), float(market["spot"])
+    grid = _grid(plan)
+    half = layout.pairs_per_block
+    nb = len(blocks)
+    params = HestonParams(**plan["model"]["heston"])
+    spots = simulate_qe_blocks(params, spot, rate, dividend, grid, int(sim["seed"]), blocks, half)
+    times = np.array(plan["observationTimes"])
+    controllable = measurable(params, times, layout.paths)
+    column = {d: j for j, d in enumerate(plan["observationDates"])}
+    groups: dict[Cols, list[Doc]] = {}
+    for p in positions:
+        groups.setdefault(tuple(column[d] for d in p["observationDates"]), []).append(p)
+    for cols, members in groups.items():
+        t = times[list(cols)]
+        discount = np.exp(-rate * t)
+        group_spots = np.ascontiguousarray(spots[:, cols])
+        controlled = controllable[list(cols)]
+        disc_spots = (group_spots[:, controlled] * discount[controlled]).reshape(2, nb, half, -1)
+        expected = spot * np.exp(-dividend * t[controlled])
+        controls = np.ascontiguousarray(0.5 * (disc_spots[0] + disc_spots[1]) - expected)
+        part.controls[cols] = ControlSums(controls.sum(axis=1), np.einsum("bhu,bhv->buv", controls, controls))
+        # Notes with the same terms have the same payoff per unit of notional: each term set is priced once, on a
+        # unit notional; shard_result scales its estimates by each position's notional.
+        keys = list(dict.fromkeys(_unit_terms(p) for p in members))
+        for start in range(0, len(keys), NOTE_BATCH):
+            batch = keys[start : start + NOTE_BATCH]
+            terms = NoteTerms(*(np.array(col, dtype=float) for col in zip(*batch, strict=True)))
+            pv = discounted_payoffs(group_spots, terms, discount).reshape(2, nb, half, len(batch))
+            pairs = 0.5 * (pv[0] + pv[1]) - discount[-1]  # (nb, half, notes): PV less the riskless floor
+            y = np.ascontiguousarray(np.moveaxis(pairs, 2, 0))  # (notes, nb, half)
+            for i, key in enumerate(batch):
+                part.notes[cols, key] = NoteSums(
+                    y[i].sum(axis=1), (y[i] * y[i]).sum(axis=1), np.einsum("bh,bhu->bu", y[i], controls)
+                )
+    return part
+
+
+def shard_result(plan: Doc, shard: int, positions: Sequence[Doc], parts: Sequence[ChunkSums]) -> Doc:
+    """Fold a shard's chunk parts into control-variate PVs and standard errors, and the shard's exact per-block
+    totals (the portfolio's standard error comes from the blocks, see the module docstring).
+
+    With N pairs, y the shifted pair PVs and c the controls (mean zero by construction), the estimate is
+    `batchpipe.pricing.control_variates.estimate` of the sums: mean(y) - beta . mean(c), or the plain mean(y).
+    Each note is estimated once per unit of notional (every figure is linear in the notional) and scaled.
+    """
+    layout = SamplingLayout.from_doc(plan["simulation"])
+    ordered = sorted(parts, key=lambda part: part.chunk)
+    if [part.chunk for part in ordered] != list(range(layout.chunks)):
+        raise ValueError(f"shard {shard}: expected chunks 0..{layout.chunks - 1}")
+    rate = float(plan["market"]["rate"])
+    times = dict(zip(plan["observationDates"], plan["observationTimes"], strict=True))
+    column = {d: j for j, d in enumerate(plan["observationDates"])}
+    half = layout.pairs_per_block
+    n = layout.blocks * half
+
+    def blocks_of(get: Callable[[ChunkSums], FloatArray]) -> FloatArray:
+        """Per-block sums of every chunk, in block order: the same array however the blocks were chunked, so
+        reducing it gives the same rounding too."""
+        return np.concatenate([get(part) for part in ordered], axis=0)
+
+    controls: dict[Cols, tuple[FloatArray, FloatArray, FloatArray]] = {}
+    units: dict[tuple[Cols, Terms], tuple[float, float | None, FloatArray]] = {}
+
+    def unit_estimate(cols: Cols, p: Doc) -> tuple[float, float | None, FloatArray]:
+        """PV, standard error and block means of one unit of a note."""
+        key = (cols, _unit_terms(p))
+        if key in units:
+            return units[key]
+        y_sum = blocks_of(lambda part: part.notes[key].sum_y)  # (G,)
+        y_sumsq = blocks_of(lambda part: part.notes[key].sum_yy)
+        yc = blocks_of(lambda part: part.notes[key].sum_yc)  # (G, d)
+        if cols not in controls:  # shared by every note observed on the same dates
+            c_blocks = blocks_of(lambda part: part.controls[cols].sum_c)  # (G, d)
+            cc = blocks_of(lambda part: part.controls[cols].sum_cc)  # (G, d, d)
+            controls[cols] = (c_blocks, c_blocks.sum(axis=0), cc.sum(axis=0))
+        c_sum, sc, scc = controls[cols]
+        sy, syy = float(y_sum.sum()), float(y_sumsq.sum())
+        syc = yc.sum(axis=0)
+        shift = math.exp(-rate * times[p["observationDates"][-1]])
+        cv = estimate(n, sy, syy, syc, sc, scc)
+        units[key] = (shift + cv.mean - cv.correction, cv.stderr, shift + y_sum / half - (c_sum / half) @ cv.beta)
+        return units[key]
+
+    block_means: list[NDArray[np.float64]] = []
+    out = []
+    for p in positions:
+        entry: Doc = {"index": p["index"], "pv": None, "stderr": None, "error": p["error"]}
+        out.append(entry)
+        if p["error"] is not None:
+            continue
+        pv, stderr, means = unit_estimate(tuple(column[d] for d in p["observationDates"]), p)
+        if not (math.isfinite(pv) and np.all(np.isfinite(means))):  # never a NaN in a result: an error instead
+            entry["error"] = "the Monte Carlo estimate is not finite (the simulated paths overflowed)"
+            continue
+        notional = float(p["notional"])
+        entry["pv"] = notional * pv
+        entry["stderr"] = None if stderr is None or not math.isfinite(stderr) else notional * stderr
+        block_means.append(notional * means)
+    totals = None
+    if block_means:
+        sums = ExactSums(layout.blocks)
+        sums.add_rows(np.array(block_means))
+        totals = sums.parts()
+    return {
+        "jobName": plan["jobName"],
+        "shard": shard,
+        "planHash": plan["planHash"],
+        "positions": out,
+        "blockTotals": totals,  # per block, floats whose exact sum is the shard's total of the block means
+    }
+
+
+def price_shard(plan: Doc, shard: int, positions: Sequence[Doc]) -> Doc:
+    """A whole shard in one process: what an AWS Batch array child runs."""
+    chunks = SamplingLayout.from_doc(plan["simulation"]).chunks
+    return shard_result(plan, shard, positions, [price_chunk(plan, shard, positions, c) for c in range(chunks)])
+
+
+def failed_shard(plan: Doc, shard: int, positions: Sequence[Doc], message: str) -> Doc:
+    """The result of a shard that could not run: every position in it carries the error."""
+    return {
+        "jobName": plan["jobName"],
+        "shard": shard,
+        "planHash": plan["planHash"],
+        "positions": [
+            {"index": p["index"], "pv": None, "stderr": None, "error": p["error"] or message} for p in positions
+        ],
+        "blockTotals": None,
+    }
+
+
+def is_complete(plan: Doc, shard: int, positions: Sequence[Doc], result: Doc | None) -> bool:
+    """Whether a stored shard result is this plan's and finished (a corrupt or failed one must be redone)."""
+    return (
+        result is not None
+        and _fits(plan, shard, positions, result)
+        and all(g.get("error") == p["error"] for g, p in zip(result["positions"], positions, strict=True))
+    )
+
+
+def _fits(plan: Doc, shard: int, positions: Sequence[Doc], result: Doc) -> bool:
+    """Whether a stored result (finished or failed) is this plan's result for this shard, whole."""
+    got = result.get("positions")
+    if result.get("planHash") != plan["planHash"] or result.get("shard") != shard or not isinstance(got, list):
+        return False
+    if len(got) != len(positions) or any(g.get("index") != p["index"] for g, p in zip(got, positions, strict=True)):
+        return False
+    priced = [g for g in got if g.get("error") is None]
+    totals = result.get("blockTotals")
+    blocks = int(plan["simulation"]["blocks"])
+    return all(isinstance(g.get("pv"), float) for g in priced) and (
+        not priced or (isinstance(totals, list) and len(totals) == blocks)
+    )
