@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from batchpipe import __version__
+from batchpipe.catalog import PIPELINES
 from batchpipe.errors import InputError, Interrupted
-from batchpipe.pipelines.catalog import PIPELINES
 from batchpipe.storage import file_mode
 
 MARKER = ".batchpipe-run.json"

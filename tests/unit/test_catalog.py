@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from batchpipe import catalog
 from batchpipe.aws import handlers
 from batchpipe.aws.stack import OUTPUTS
-from batchpipe.pipelines import catalog
 
 
 def test_the_lambda_reads_the_files_the_descriptors_name() -> None:

@@ -9,10 +9,10 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from batchpipe import catalog
 from batchpipe.aws.clients import client, not_found, s3_names
 from batchpipe.aws.stack import StackOutputs
 from batchpipe.errors import BatchpipeError, InputError
-from batchpipe.pipelines import catalog
 
 PIPELINES = tuple(catalog.PIPELINES)
 

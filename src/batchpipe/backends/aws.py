@@ -16,9 +16,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from batchpipe import catalog
 from batchpipe.backends.summary import RunSummary
 from batchpipe.errors import BatchpipeError, InputError
-from batchpipe.pipelines import catalog
 from batchpipe.progress import Progress
 
 Doc = dict[str, Any]

@@ -20,11 +20,10 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, TypeVar
 
-from batchpipe import artifacts, rundir
+from batchpipe import artifacts, catalog, rundir
 from batchpipe.backends.summary import RunSummary
 from batchpipe.cores import default_workers
 from batchpipe.errors import InputError, Interrupted
-from batchpipe.pipelines import catalog
 from batchpipe.pipelines import montecarlo as mc
 from batchpipe.pipelines import render as rp
 from batchpipe.pipelines.montecarlo import price as mc_price

@@ -143,7 +143,7 @@ def status(run: str | None, target: Target, as_json: bool, watch: bool, local: b
         Console().print(table)
         return
     if watch:
-        from batchpipe.cli.run import show_summary
+        from batchpipe.cli.show import show_summary
 
         show_summary(_follow(target, run), as_json)
         return
@@ -197,9 +197,8 @@ def results(run: str, target: Target, download: Path | None, as_json: bool, loca
     """
     from rich.console import Console
 
-    from batchpipe import ui
+    from batchpipe import catalog, ui
     from batchpipe.backends import aws
-    from batchpipe.pipelines import catalog
 
     if local:
         from batchpipe.cli.local import local_results

@@ -85,10 +85,9 @@ def local_status(run: str | None, as_json: bool, watch: bool) -> None:
 def local_results(run: str, as_json: bool) -> None:
     from rich.console import Console
 
-    from batchpipe import ui
+    from batchpipe import catalog, ui
     from batchpipe.artifacts import copy_to
     from batchpipe.backends import local
-    from batchpipe.pipelines import catalog
 
     directory = _find(run)
     doc: Any = local.result_document(directory)

@@ -1,5 +1,6 @@
 """What tells the pipelines apart outside their stage code: one small descriptor each, instead of
-`if pipeline == "montecarlo"` branches in the backends and the CLI."""
+`if pipeline == "montecarlo"` branches in the backends, the AWS clients and the CLI. It imports nothing, so every
+layer may use it."""
 
 from __future__ import annotations
 
