@@ -212,6 +212,10 @@ def test_run_without_local_tails_to_the_results(stack: Stack, monkeypatch: pytes
                                     "--positions-per-job", "2"])  # fmt: skip
     assert bad.exit_code == 1 and "FAILED" in bad.stderr and "batchpipe status tailed2" in bad.stderr
     assert "PARTIAL" in bad.stdout  # the collated table is still shown
+    # status --watch follows a run through the same backend call and shows the same result
+    watched = CliRunner().invoke(main, ["status", "tailed", "--watch", "--json"])
+    assert watched.exit_code == 0, watched.output
+    assert json.loads(watched.stdout) == stack.result("runs/tailed", "results.json")
 
 
 def test_resume_prices_only_the_missing_shards(stack: Stack, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

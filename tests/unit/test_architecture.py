@@ -79,3 +79,18 @@ def test_a_container_entrypoint_never_imports_the_local_engine_or_the_cli(entryp
             todo.extend(batchpipe_modules(path))
     assert "batchpipe.storage" in seen  # the walk follows imports
     assert not {n for n in seen if n.split(".")[:2] in (["batchpipe", "backends"], ["batchpipe", "cli"])}
+
+
+def test_the_cli_is_a_shell_over_the_backends() -> None:
+    """The CLI reaches AWS through backends/aws.py (deploy and destroy through aws.stack, aws.images and
+    aws.template, until deploy becomes a plan): never the run and client modules, never boto3."""
+    reached: set[str] = set()
+    for path in sorted((SRC / "cli").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                reached.update(a.name for a in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                reached.add(node.module)
+                reached.update(f"{node.module}.{a.name}" for a in node.names)  # `from batchpipe.aws import runs`
+    assert not reached & {"batchpipe.aws.runs", "batchpipe.aws.clients", "boto3", "botocore"}
+    assert "batchpipe.backends.aws" in reached

@@ -170,6 +170,14 @@ def follow(
     return RunSummary(doc["pipeline"], job_name, status, location(out, job_name), result, doc["executionArn"])
 
 
+def watch(target: Target, run: str, progress: Progress, poll: float = POLL_SECONDS) -> RunSummary:
+    """`follow` a run named by job name or execution ARN (a resumed run: its latest execution)."""
+    from batchpipe.aws import runs
+
+    _, desc = runs.find(target.outputs, run)
+    return follow(target, runs.job_of(desc), progress, execution=desc["name"], poll=poll)
+
+
 def _duration(desc: Doc) -> str:
     end = desc.get("stopDate") or datetime.now(UTC)
     seconds = int((end - desc["startDate"]).total_seconds())

@@ -42,7 +42,7 @@ def worker_count(requested: int | None, work: int, what: str) -> tuple[int, str 
     work; the message says why when a request was cut."""
     cores = default_workers()
     n = max(1, min(requested or cores, cores, work))
-    if requested is None or n == requested:
+    if requested is None or n == requested or work == 0:  # nothing left to do (a resume): nothing to say
         return n, None
     if n == cores:
         why = f"this machine has {cores} core{'s' * (cores != 1)}"

@@ -170,13 +170,11 @@ def status(run: str | None, target: Target, as_json: bool, watch: bool, local: b
 def _follow(target: Target, run: str) -> Any:
     from rich.console import Console
 
-    from batchpipe.aws import runs
     from batchpipe.backends import aws
     from batchpipe.ui import RichProgress
 
-    _, desc = runs.find(target.outputs, run)
     with RichProgress(Console(stderr=True)) as progress:
-        return aws.follow(target, runs.job_of(desc), progress, execution=desc["name"])
+        return aws.watch(target, run, progress)
 
 
 @click.command()
