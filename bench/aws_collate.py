@@ -48,10 +48,11 @@ def bench_collate(shards: int = SHARDS) -> dict[str, Any]:
                       AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench")  # fmt: skip
     server = _start_server(port)
     try:
-        from batchpipe import artifacts
         from batchpipe.aws import clients
         from batchpipe.jobs import pricer
+        from batchpipe.layout import RunLayout
         from batchpipe.pipelines import montecarlo as mc
+        from batchpipe.pipelines.montecarlo import streaming
         from batchpipe.pipelines.portfolio import parse_portfolio
         from batchpipe.pricing.exactsum import ExactSums
 
@@ -59,11 +60,12 @@ def bench_collate(shards: int = SHARDS) -> dict[str, Any]:
         s3 = clients.client("s3")
         s3.create_bucket(Bucket="bench-collate")
         out = "s3://bench-collate/run"
+        layout = RunLayout.at(out)
         heston = {"v0": 0.012, "kappa": 1.4, "theta": 0.033, "sigma": 0.35, "rho": -0.6}
         position = {"notional": 1e6, "strike": 3550, "barrier": 1.0}
         doc = {"market": {"heston": heston}, "simulation": {"paths": 2 * BLOCKS}, "positions": [position] * shards}
         portfolio = parse_portfolio(json.dumps(doc), "bench.json")
-        plan = artifacts.write_plan(out, mc.PlanBuilder(portfolio, "run", positions_per_job=1))
+        plan = streaming.write_plan(layout, mc.PlanBuilder(portfolio, "run", positions_per_job=1))
         positions = list(mc.PlanBuilder(portfolio, "run", positions_per_job=1).positions())
         rng = random.Random(1)
 
@@ -74,7 +76,7 @@ def bench_collate(shards: int = SHARDS) -> dict[str, Any]:
             entry = {"index": shard, "pv": 1e6 + rng.gauss(0, 600), "stderr": 600.0, "error": None}
             result = {"jobName": "run", "shard": shard, "planHash": plan["planHash"], "positions": [entry],
                       "blockTotals": totals.parts()}  # fmt: skip
-            artifacts.write_json(artifacts.shard_uri(out, shard), result)
+            layout.write_json(layout.shard(shard), result)
 
         with ThreadPoolExecutor(max_workers=32) as pool:
             list(pool.map(put, range(shards)))
@@ -96,7 +98,7 @@ def bench_collate(shards: int = SHARDS) -> dict[str, Any]:
             rows.extend(collation.add(result["shard"], positions[r.start : r.stop], result))
         reference_doc = collation.summary() | {"positions": rows}
         reference = time.perf_counter() - start
-        ours_doc = artifacts.read_json("s3://bench-collate/run/results.json")
+        ours_doc = layout.read_json(layout.results)
         assert ours_doc["totalPv"] == reference_doc["totalPv"] and len(ours_doc["positions"]) == shards
         return {"shards": shards, "seconds": ours, "referenceSeconds": reference, "ratio": reference / ours}
     finally:

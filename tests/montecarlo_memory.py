@@ -1,6 +1,7 @@
 """The Monte Carlo pipeline in memory, for tests: a plan with every resolved position, and the results document,
-without storage. The engines stream through `batchpipe.artifacts` instead; these build the same documents a second
-way (the plan's hash from the positions' text joined in memory, collate over a list of shard results)."""
+without storage. The engines stream through `batchpipe.pipelines.montecarlo.streaming` instead; these build the
+same documents a second way (the plan's hash from the positions' text joined in memory, collate over a list of
+shard results)."""
 
 from __future__ import annotations
 

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from batchpipe import artifacts
 from batchpipe.cli import main
+from batchpipe.layout import RunLayout
 from batchpipe.pipelines import montecarlo as mc
-from batchpipe.pipelines.montecarlo import price
+from batchpipe.pipelines.montecarlo import price, streaming
 from batchpipe.pipelines.portfolio import parse_portfolio
 from tests.conftest import small_portfolio
 from tests.montecarlo_memory import collate, preprocess, shard_slice
@@ -29,22 +29,22 @@ def many_positions(n: int) -> dict[str, Any]:
 def test_stored_plan_shards_and_streamed_collate_equal_the_in_memory_pipeline(tmp_path: Path) -> None:
     portfolio = parse_portfolio(json.dumps(many_positions(53)), "p.json")
     plan, positions = preprocess(portfolio, "job", positions_per_job=5)
-    out = str(tmp_path)
-    stored = artifacts.write_plan(out, mc.PlanBuilder(portfolio, "job", positions_per_job=5))
+    out = RunLayout.at(str(tmp_path))
+    stored = streaming.write_plan(out, mc.PlanBuilder(portfolio, "job", positions_per_job=5))
     assert stored["planHash"] == plan["planHash"]
     assert {k: v for k, v in stored.items() if k != "shardOffsets"} == plan
     assert "positions" not in json.loads((tmp_path / "plan.json").read_text())
     assert len(stored["shardOffsets"]) == plan["shards"] + 1 == 12
     for shard in range(plan["shards"]):
-        assert artifacts.read_shard_positions(out, stored, shard) == shard_slice(plan, positions, shard)
+        assert streaming.read_shard_positions(out, stored, shard) == shard_slice(plan, positions, shard)
     results = []
     for shard in range(plan["shards"]):
         result = mc.price_shard(plan, shard, shard_slice(plan, positions, shard))
         if shard == 3:  # a shard that failed: its five positions carry the error
             result = mc.failed_shard(plan, shard, shard_slice(plan, positions, shard), "shard 3 failed")
-        artifacts.write_json(artifacts.shard_uri(out, shard), result)
+        out.write_json(out.shard(shard), result)
         results.append(result)
-    summary = artifacts.collate_montecarlo(out, stored)
+    summary = streaming.collate(out, stored)
     in_memory = collate(plan, positions, results)
     assert json.loads((tmp_path / "results.json").read_text()) == in_memory
     assert summary == in_memory  # fewer than PREVIEW_ROWS: the preview is every row

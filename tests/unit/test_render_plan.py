@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from batchpipe import artifacts, storage
+from batchpipe import storage
+from batchpipe.layout import RunLayout
 from batchpipe.pipelines.render import (
     failed_shard,
     frame_check,
@@ -82,7 +83,7 @@ def finished_run(output: str, plan: dict[str, Any]) -> dict[int, dict[str, Any]]
             storage.write_bytes(storage.join(output, "frames", frame_filename(f)), png)
         results[shard] = {"jobName": plan["jobName"], "shard": shard, "planHash": plan["planHash"], "frames": frames,
                           "rendered": frames, "missing": [], "error": None, "seconds": 1.0}  # fmt: skip
-        artifacts.write_json(artifacts.shard_uri(output, shard), results[shard])
+        RunLayout.at(output).write_json(RunLayout.shard(shard), results[shard])
     return results
 
 
@@ -97,7 +98,7 @@ def test_a_directory_keeps_the_shards_whose_frames_are_all_valid_pngs(blend: Pat
     cut.write_bytes(cut.read_bytes()[:-20])
     assert set(rendered_shards(output, plan, check)) == {0, 3}  # shards 1 and 2 are rendered again
     assert rendered_shards(output, plan, check, [1, 3]) == {3: results[3]}
-    artifacts.write_json(artifacts.shard_uri(output, 3), results[3] | {"jobName": "other"})  # another job's
+    RunLayout.at(output).write_json(RunLayout.shard(3), results[3] | {"jobName": "other"})  # another job's
     assert set(rendered_shards(output, plan, check)) == {0}
     assert not check(str(tmp_path / "out" / "frames" / "0006.png"))
     wrong_size = frame_check(output, plan_of(blend, resolution_percentage=10))

@@ -20,13 +20,15 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, TypeVar
 
-from batchpipe import artifacts, catalog, rundir
+from batchpipe import catalog, rundir
 from batchpipe.backends.summary import RunSummary
 from batchpipe.cores import default_workers
 from batchpipe.errors import InputError, Interrupted
+from batchpipe.layout import RunLayout
 from batchpipe.pipelines import montecarlo as mc
 from batchpipe.pipelines import render as rp
 from batchpipe.pipelines.montecarlo import price as mc_price
+from batchpipe.pipelines.montecarlo import streaming
 from batchpipe.pipelines.portfolio import Portfolio
 from batchpipe.progress import Progress
 from batchpipe.rendering.frames import frame_filename, threads_per_process
@@ -53,7 +55,7 @@ def worker_count(requested: int | None, work: int, what: str) -> tuple[int, str 
 
 def _init_worker(plan: Doc, output_dir: str) -> None:
     _WORKER.clear()
-    _WORKER.update(plan=plan, output=output_dir, shard=None, positions=[])
+    _WORKER.update(plan=plan, layout=RunLayout.at(output_dir), shard=None, positions=[])
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
@@ -63,7 +65,7 @@ def _price_task(task: tuple[int, int]) -> Doc | mc.ChunkSums:
     shard, chunk = task
     plan = _WORKER["plan"]
     if _WORKER["shard"] != shard:
-        _WORKER.update(shard=shard, positions=artifacts.read_shard_positions(_WORKER["output"], plan, shard))
+        _WORKER.update(shard=shard, positions=streaming.read_shard_positions(_WORKER["layout"], plan, shard))
     if int(plan["simulation"]["chunks"]) == 1:
         return mc_price.price_shard(plan, shard, _WORKER["positions"])
     return mc_price.price_chunk(plan, shard, _WORKER["positions"], chunk)
@@ -170,9 +172,10 @@ def run_montecarlo(
 
 def _price(builder: mc.PlanBuilder, job_name: str, output_dir: str, progress: Progress, workers: int | None,
            fresh: bool, resumable: bool) -> Doc:  # fmt: skip
-    plan = artifacts.write_plan(output_dir, builder)
+    layout = RunLayout.at(output_dir)
+    plan = streaming.write_plan(layout, builder)
     shards = int(plan["shards"])
-    done: set[int] = set() if fresh or not resumable else artifacts.complete_shards(output_dir, plan)
+    done: set[int] = set() if fresh or not resumable else streaming.complete_shards(layout, plan)
     if done:
         progress.warn(f"resuming {job_name}: {len(done)} of {shards} shards already priced (--fresh starts over)")
     chunks = int(plan["simulation"]["chunks"])
@@ -191,7 +194,7 @@ def _price(builder: mc.PlanBuilder, job_name: str, output_dir: str, progress: Pr
             msg = f"shard {shard} failed: {type(exc).__name__}: {exc}"
             progress.warn(msg)
             parts.pop(shard, None)
-            result = mc.failed_shard(plan, shard, artifacts.read_shard_positions(output_dir, plan, shard), msg)
+            result = mc.failed_shard(plan, shard, streaming.read_shard_positions(layout, plan, shard), msg)
         elif chunks == 1:
             assert isinstance(part, dict)  # the shard's result, folded in the worker
             result = part
@@ -200,12 +203,12 @@ def _price(builder: mc.PlanBuilder, job_name: str, output_dir: str, progress: Pr
             assert isinstance(part, mc.ChunkSums)
             parts.setdefault(shard, []).append(part)
             if len(parts[shard]) == chunks:
-                positions = artifacts.read_shard_positions(output_dir, plan, shard)
+                positions = streaming.read_shard_positions(layout, plan, shard)
                 result = mc.shard_result(plan, shard, positions, parts.pop(shard))
                 finished += 1
         if result is not None:
             done.add(shard)
-            artifacts.write_json(artifacts.shard_uri(output_dir, shard), result)
+            layout.write_json(layout.shard(shard), result)
         progress.advance()
 
     n_workers, note = worker_count(workers, len(tasks), "task")
@@ -224,7 +227,7 @@ def _price(builder: mc.PlanBuilder, job_name: str, output_dir: str, progress: Pr
             f"run the same command with --job-name {job_name} to resume",
         ) from None
     progress.stage("collate", "Collating")
-    return artifacts.collate_montecarlo(output_dir, plan)
+    return streaming.collate(layout, plan)
 
 
 def run_render(
@@ -266,7 +269,7 @@ def run_render(
 
 def _earlier_plan(output_dir: Path) -> Doc | None:
     try:
-        return artifacts.read_json(artifacts.plan_uri(str(output_dir)))
+        return RunLayout.at(str(output_dir)).read_plan()
     except (FileNotFoundError, ValueError):
         return None
 
@@ -279,18 +282,19 @@ def _remove_plan_files(output_dir: Path, plan: Doc) -> None:
     except (KeyError, TypeError, ValueError):
         return
     for f in frames:
-        (output_dir / "frames" / frame_filename(f)).unlink(missing_ok=True)
+        (output_dir / RunLayout.frame(f)).unlink(missing_ok=True)
     for shard in shards:
-        (output_dir / "logs" / f"shard-{shard:05d}.log").unlink(missing_ok=True)
-        Path(artifacts.shard_uri(str(output_dir), shard)).unlink(missing_ok=True)
+        (output_dir / RunLayout.log(shard)).unlink(missing_ok=True)
+        (output_dir / RunLayout.shard(shard)).unlink(missing_ok=True)
 
 
 def _render(plan: Doc, blend: Path, job_name: str, output_dir: Path, progress: Progress, workers: int | None,
             fresh: bool, resumable: bool) -> Doc:  # fmt: skip
     out = str(output_dir)
+    layout = RunLayout.at(out)
     shards = int(plan["shards"])
-    frames_dir = output_dir / "frames"
-    logs_dir = output_dir / "logs"
+    frames_dir = output_dir / layout.frames
+    logs_dir = output_dir / layout.logs
     earlier = _earlier_plan(output_dir) if resumable else None
     same_plan = earlier is not None and earlier.get("planHash") == plan["planHash"]  # else the frames are not its
     kept = rp.rendered_shards(out, plan, rp.frame_check(out, plan)) if same_plan and not fresh else {}
@@ -298,15 +302,15 @@ def _render(plan: Doc, blend: Path, job_name: str, output_dir: Path, progress: P
         progress.warn(f"resuming {job_name}: {len(kept)} of {shards} shards already rendered (--fresh starts over)")
     elif earlier is not None:  # start clean: the earlier plan's frames never mix with this plan's
         _remove_plan_files(output_dir, earlier)
-    for stale_file in ("output.mp4", ".output.mp4.partial.mp4", "render.json"):  # always rebuilt
+    for stale_file in (layout.video, f".{layout.video}.partial.mp4", layout.render_result):  # always rebuilt
         (output_dir / stale_file).unlink(missing_ok=True)
     todo = [s for s in range(shards) if s not in kept]
     for shard in todo:  # what an unfinished attempt left of a shard to render again
         for f in rp.frames_of_shard(plan, shard):
-            (frames_dir / frame_filename(f)).unlink(missing_ok=True)
-        Path(artifacts.shard_uri(out, shard)).unlink(missing_ok=True)
+            (output_dir / layout.frame(f)).unlink(missing_ok=True)
+        (output_dir / layout.shard(shard)).unlink(missing_ok=True)
     logs_dir.mkdir(parents=True, exist_ok=True)
-    artifacts.write_json(artifacts.plan_uri(out), plan)
+    layout.write_json(layout.plan, plan)
     n_workers, note = worker_count(workers, len(todo), "shard")
     if note:
         progress.warn(note)
@@ -330,7 +334,7 @@ def _render(plan: Doc, blend: Path, job_name: str, output_dir: Path, progress: P
                 progress.advance()
 
         return rp.render_shard(plan, shard, blend, frames_dir, threads, on_frame=saved,
-                               log_file=logs_dir / f"shard-{shard:05d}.log", on_process=started)  # fmt: skip
+                               log_file=output_dir / layout.log(shard), on_process=started)  # fmt: skip
 
     pool = ThreadPoolExecutor(max_workers=n_workers)
     try:
@@ -340,7 +344,7 @@ def _render(plan: Doc, blend: Path, job_name: str, output_dir: Path, progress: P
             exc = fut.exception()
             result = rp.failed_shard(plan, shard, f"shard {shard} failed: {exc}") if exc else fut.result()
             results[shard] = result
-            artifacts.write_json(artifacts.shard_uri(out, shard), result)
+            layout.write_json(layout.shard(shard), result)
             if result["error"]:
                 progress.warn(result["error"])
     except KeyboardInterrupt:
@@ -359,10 +363,10 @@ def _render(plan: Doc, blend: Path, job_name: str, output_dir: Path, progress: P
         pool.shutdown(wait=True)
     video = None
     if all(r is not None and not r["missing"] for r in results):
-        progress.stage("stitch", "Stitching output.mp4")
-        video = rp.stitch(plan, frames_dir, output_dir / "output.mp4")
-    doc = rp.collate(plan, results, video, "output.mp4" if video else None)
-    artifacts.write_json(str(output_dir / "render.json"), doc, indent=2)
+        progress.stage("stitch", f"Stitching {layout.video}")
+        video = rp.stitch(plan, frames_dir, output_dir / layout.video)
+    doc = rp.collate(plan, results, video, layout.video if video else None)
+    layout.write_json(layout.render_result, doc, indent=2)
     return doc
 
 
@@ -401,20 +405,21 @@ def run_status(directory: Path) -> Doc:
     if info is None:
         raise InputError(f"{directory}: not a batchpipe run directory")
     try:
-        plan = artifacts.read_plan(str(directory))
+        layout = RunLayout.at(str(directory))
+        plan = layout.read_plan()
     except (FileNotFoundError, ValueError):
         return info | {"shards": None, "shardsDone": None}
     shards = int(plan.get("shards") or 0)
     done = 0
     for shard in range(shards):
-        result = artifacts.read_shard_result(str(directory), plan, shard)
+        result = layout.shard_result(plan, shard)
         if result is not None and result.get("planHash") == plan.get("planHash") and not (
                 result.get("error") or result.get("missing")):  # fmt: skip
             done += 1
     extra: Doc = {"shards": shards, "shardsDone": done}
     if catalog.pipeline(info["pipeline"]).counts_frames:
         names = {frame_filename(f) for f in rp.all_frames(plan)}
-        extra["frames"] = {"rendered": len(names & _names(directory / "frames")), "total": len(names)}
+        extra["frames"] = {"rendered": len(names & _names(directory / layout.frames)), "total": len(names)}
     elif "positionCount" in plan:
         extra["positions"] = plan["positionCount"]
     return info | extra
@@ -424,7 +429,7 @@ def _names(directory: Path) -> set[str]:
     return {p.name for p in directory.iterdir()} if directory.is_dir() else set()
 
 
-def result_document(directory: Path, rows: int = artifacts.PREVIEW_ROWS) -> Doc | None:
+def result_document(directory: Path, rows: int = streaming.PREVIEW_ROWS) -> Doc | None:
     """A local run's collated result with its first `rows` positions (Monte Carlo), or render.json; None before
     collation. results.json is read line by line (it has one position per line), never whole."""
     info = rundir.describe(directory)
@@ -432,7 +437,7 @@ def result_document(directory: Path, rows: int = artifacts.PREVIEW_ROWS) -> Doc 
         raise InputError(f"{directory}: not a batchpipe run directory")
     described = catalog.pipeline(info["pipeline"])
     try:
-        summary = artifacts.read_json(str(directory / described.status_file))
+        summary = RunLayout.at(str(directory)).read_json(described.status_file)
     except (FileNotFoundError, ValueError):
         return None
     if described.status_file == described.result_file:  # a small document: it is the result

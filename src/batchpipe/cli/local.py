@@ -86,8 +86,8 @@ def local_results(run: str, as_json: bool) -> None:
     from rich.console import Console
 
     from batchpipe import catalog, ui
-    from batchpipe.artifacts import copy_to
     from batchpipe.backends import local
+    from batchpipe.cli.show import copy_to
 
     directory = _find(run)
     doc: Any = local.result_document(directory)

@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
 from batchpipe.backends.summary import RunSummary
+
+
+def copy_to(path: str, write: Callable[[str], Any], chunk: int = 1 << 20) -> None:
+    """Stream a local file's text to `write` (a results.json too large to print from memory)."""
+    with open(path, encoding="utf-8") as fh:
+        while data := fh.read(chunk):
+            write(data)
 
 
 def show_summary(summary: RunSummary, as_json: bool) -> None:
@@ -16,7 +25,6 @@ def show_summary(summary: RunSummary, as_json: bool) -> None:
     from rich.console import Console
 
     from batchpipe import ui
-    from batchpipe.artifacts import copy_to
     from batchpipe.catalog import pipeline
 
     described = pipeline(summary.pipeline)

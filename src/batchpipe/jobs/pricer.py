@@ -16,10 +16,12 @@ import json
 import sys
 from collections.abc import Sequence
 
-from batchpipe import artifacts, storage
+from batchpipe import storage
 from batchpipe.errors import InputError
 from batchpipe.jobs.common import run_stage, shard_index
+from batchpipe.layout import RunLayout
 from batchpipe.pipelines import montecarlo as mc
+from batchpipe.pipelines.montecarlo import streaming
 from batchpipe.pipelines.portfolio import parse_portfolio
 
 
@@ -29,26 +31,29 @@ def preprocess(args: argparse.Namespace) -> None:
     except FileNotFoundError:
         raise InputError(f"{args.input}: no such file") from None
     builder = mc.PlanBuilder(parse_portfolio(text, args.input), args.job_name, args.positions_per_job)
-    plan = artifacts.write_plan(args.output, builder)
-    print(json.dumps({"shards": plan["shards"], "planUri": artifacts.plan_uri(args.output)}))
+    layout = RunLayout.at(args.output)
+    plan = streaming.write_plan(layout, builder)
+    print(json.dumps({"shards": plan["shards"], "planUri": layout.uri(layout.plan)}))
 
 
 def price(args: argparse.Namespace) -> None:
-    plan = artifacts.read_plan(args.output)
+    layout = RunLayout.at(args.output)
+    plan = layout.read_plan()
     shard = shard_index(args.shard)
     if not 0 <= shard < int(plan["shards"]):
         raise InputError(f"shard {shard} out of range: the plan has {plan['shards']} shards")
-    uri = artifacts.shard_uri(args.output, shard)
-    positions = artifacts.read_shard_positions(args.output, plan, shard)
-    if args.resume and mc.is_complete(plan, shard, positions, artifacts.read_shard_result(args.output, plan, shard)):
+    uri = layout.uri(layout.shard(shard))
+    positions = streaming.read_shard_positions(layout, plan, shard)
+    if args.resume and mc.is_complete(plan, shard, positions, layout.shard_result(plan, shard)):
         print(json.dumps({"shard": shard, "resultUri": uri, "skipped": "already complete"}))
         return
-    artifacts.write_json(uri, mc.price_shard(plan, shard, positions))
+    layout.write_json(layout.shard(shard), mc.price_shard(plan, shard, positions))
     print(json.dumps({"shard": shard, "resultUri": uri}))
 
 
 def collate(args: argparse.Namespace) -> None:
-    doc = artifacts.collate_montecarlo(args.output, artifacts.read_plan(args.output))
+    layout = RunLayout.at(args.output)
+    doc = streaming.collate(layout, layout.read_plan())
     print(json.dumps({"status": doc["status"], "totalPv": doc["totalPv"]}))
     if doc["status"] == "FAILED":
         sys.exit(1)

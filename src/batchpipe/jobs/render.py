@@ -18,71 +18,54 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Any
 
-from batchpipe import artifacts, storage
 from batchpipe.cores import default_workers
 from batchpipe.errors import InputError
 from batchpipe.jobs.common import run_stage, shard_index
+from batchpipe.layout import RunLayout
 from batchpipe.pipelines import render as rp
 from batchpipe.rendering.frames import frame_filename
+from batchpipe.storage import store_for
 
 
 @contextmanager
 def local_copy(uri: str, suffix: str = "") -> Iterator[Path]:
     """A local path for a URI: the path itself, or a temporary download of an s3:// object."""
-    if not storage.is_s3(uri):
-        yield Path(uri)
-        return
-    with tempfile.TemporaryDirectory(prefix="batchpipe-") as tmp:
-        path = Path(tmp) / f"input{suffix}"
+    with ExitStack() as stack:
         try:
-            path.write_bytes(storage.read_bytes(uri))
+            path = stack.enter_context(store_for(uri).local_copy("", suffix))
         except FileNotFoundError:
             raise InputError(f"{uri}: no such object") from None
         yield path
 
 
-@contextmanager
-def work_dir(output: str, name: str) -> Iterator[Path]:
-    """OUTPUT/name itself for a local output; a temporary directory to upload from for s3://."""
-    if not storage.is_s3(output):
-        path = Path(output) / name
-        path.mkdir(parents=True, exist_ok=True)
-        yield path
-        return
-    with tempfile.TemporaryDirectory(prefix="batchpipe-") as tmp:
-        yield Path(tmp)
-
-
 def preprocess(args: argparse.Namespace) -> None:
+    layout = RunLayout.at(args.output)
     with local_copy(args.input, ".blend") as blend:
         plan = rp.preprocess(blend, args.job_name, args.frames_per_job, source=args.input)
-    artifacts.write_json(artifacts.plan_uri(args.output), plan)
-    print(json.dumps({"shards": plan["shards"], "frames": plan["frames"], "planUri": artifacts.plan_uri(args.output)}))
+    layout.write_json(layout.plan, plan)
+    print(json.dumps({"shards": plan["shards"], "frames": plan["frames"], "planUri": layout.uri(layout.plan)}))
 
 
 def render(args: argparse.Namespace) -> None:
-    plan = artifacts.read_json(artifacts.plan_uri(args.output))
+    layout = RunLayout.at(args.output)
+    plan = layout.read_plan()
     shard = shard_index(args.shard)
     if not 0 <= shard < int(plan["shards"]):
         raise InputError(f"shard {shard} out of range: the plan has {plan['shards']} shards")
     if args.resume and already_rendered(args.output, plan, shard):
-        print(json.dumps({"shard": shard, "resultUri": artifacts.shard_uri(args.output, shard),
+        print(json.dumps({"shard": shard, "resultUri": layout.uri(layout.shard(shard)),
                           "skipped": "already complete"}))  # fmt: skip
         return
-    with local_copy(plan["input"], ".blend") as blend, work_dir(args.output, "frames") as frames_dir:
+    store = layout.store
+    with local_copy(plan["input"], ".blend") as blend, store.local_dir(layout.frames) as frames_dir:
         result = rp.render_shard(plan, shard, blend, frames_dir, threads=args.threads or default_workers())
-        if storage.is_s3(args.output):
-            for f in result["rendered"]:
-                name = frame_filename(f)
-                storage.write_bytes(storage.join(args.output, "frames", name), (frames_dir / name).read_bytes())
-    artifacts.write_json(artifacts.shard_uri(args.output, shard), result)
+        for f in result["rendered"]:
+            store.publish(layout.frame(f), frames_dir / frame_filename(f), keep=True)
+    layout.write_json(layout.shard(shard), result)
     print(json.dumps({"shard": shard, "rendered": len(result["rendered"]), "missing": result["missing"]}))
     if result["error"]:
         print(f"error: {result['error']}", file=sys.stderr)
@@ -95,39 +78,24 @@ def already_rendered(output: str, plan: rp.Doc, shard: int) -> bool:
     return shard in rp.rendered_shards(output, plan, rp.frame_check(output, plan), [shard])
 
 
-DOWNLOAD_CONCURRENCY = 32
-
-
-def download_frames(output: str, plan: dict[str, Any], frames_dir: Path) -> None:
-    """The plan's frames from S3: one paginated listing of frames/, then concurrent gets (a few hundred frames one
-    by one would take minutes). Only this plan's frame names are fetched; a frame not there is left to stitch to
-    report."""
-    prefix = storage.join(output, "frames")
-    there = storage.list_names(prefix)
-    names = [frame_filename(f) for f in rp.all_frames(plan) if frame_filename(f) in there]
-
-    def fetch(name: str) -> None:
-        (frames_dir / name).write_bytes(storage.read_bytes(storage.join(prefix, name)))
-
-    with ThreadPoolExecutor(max_workers=DOWNLOAD_CONCURRENCY) as pool:
-        list(pool.map(fetch, names))
-
-
 def stitch(args: argparse.Namespace) -> None:
-    plan = artifacts.read_json(artifacts.plan_uri(args.output))
-    results = artifacts.read_shard_results(args.output, plan)
+    """The plan's frames are fetched from S3 with one paginated listing of frames/ and concurrent gets (only this
+    plan's frame names; a frame not there is left to stitch to report)."""
+    layout = RunLayout.at(args.output)
+    store = layout.store
+    plan = layout.read_plan()
+    results = layout.shard_results(plan)
     video = None
-    with work_dir(args.output, "frames") as frames_dir:
-        if all(r is not None and not r["missing"] for r in results):
-            if storage.is_s3(args.output):
-                download_frames(args.output, plan, frames_dir)
-            with work_dir(args.output, "") as out_dir:
-                video_path = out_dir / "output.mp4"
+    complete = all(r is not None and not r["missing"] for r in results)
+    wanted = [frame_filename(f) for f in rp.all_frames(plan)] if complete else []
+    with store.local_dir(layout.frames, fetch=wanted) as frames_dir:
+        if complete:
+            with store.local_dir("") as out_dir:
+                video_path = out_dir / layout.video
                 video = rp.stitch(plan, frames_dir, video_path)
-                if storage.is_s3(args.output):
-                    storage.put_file(storage.join(args.output, "output.mp4"), str(video_path))
-    doc = rp.collate(plan, results, video, "output.mp4" if video else None)
-    artifacts.write_json(storage.join(args.output, "render.json"), doc, indent=2)
+                store.publish(layout.video, video_path)
+    doc = rp.collate(plan, results, video, layout.video if video else None)
+    layout.write_json(layout.render_result, doc, indent=2)
     print(json.dumps({"status": doc["status"], "video": doc["video"], "missingFrames": doc["missingFrameRanges"]}))
     if doc["status"] != "SUCCEEDED":
         sys.exit(1)

@@ -18,8 +18,9 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from batchpipe import artifacts, storage
+from batchpipe import storage
 from batchpipe.errors import BatchpipeError, InputError
+from batchpipe.layout import RunLayout
 from batchpipe.rendering.blendfile import BlendError, inspect_blend
 from batchpipe.rendering.commands import blender_render_args, ffmpeg_stitch_args, ffprobe_args
 from batchpipe.rendering.frames import (
@@ -162,10 +163,13 @@ def frame_check(output: str, plan: Doc) -> FrameCheck:
     """How the storage at `output` tells that a frame is in place: in a directory, the file is a complete PNG of
     the plan's size; in S3, the object exists (one HEAD: frames are uploaded only after they pass the PNG check,
     and an S3 object is whole or absent)."""
-    if storage.is_s3(output):
-        return storage.exists
     size = (int(plan["outputSize"][0]), int(plan["outputSize"][1]))
-    return lambda uri: png_problem(Path(uri), size) is None
+
+    def in_place(uri: str) -> bool:
+        path = storage.local_file(uri)
+        return storage.exists(uri) if path is None else png_problem(path, size) is None
+
+    return in_place
 
 
 def rendered_shards(
@@ -176,16 +180,17 @@ def rendered_shards(
     or corrupt result, or another job's, does not) and every one of its frames passes `frame_ok` (`frame_check`).
     Results and frames are found by name: nothing is listed. Both the local engine and the render container
     decide what to resume with it."""
+    layout = RunLayout.at(output)
     if shards is None:
-        results = list(enumerate(artifacts.read_shard_results(output, plan)))
+        results = list(enumerate(layout.shard_results(plan)))
     else:
-        results = [(s, artifacts.read_shard_result(output, plan, s)) for s in shards]
+        results = [(s, layout.shard_result(plan, s)) for s in shards]
     return {
         s: r
         for s, r in results
         if r is not None
         and is_complete(plan, s, r)
-        and all(frame_ok(storage.join(output, "frames", frame_filename(f))) for f in frames_of_shard(plan, s))
+        and all(frame_ok(layout.uri(layout.frame(f))) for f in frames_of_shard(plan, s))
     }
 
 

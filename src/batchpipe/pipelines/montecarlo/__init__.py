@@ -2,7 +2,7 @@
 over JSON-able documents.
 
 The same functions run in the local engine's worker processes and in the AWS containers and Lambdas. Nothing here
-holds a whole portfolio: storage (`batchpipe.artifacts`) streams the positions out of preprocess, reads each shard
+holds a whole portfolio: `streaming` (over a run's store) streams the positions out of preprocess, reads each shard
 only its own, and folds the shard results one at a time. The control-variate estimate each note's PV comes from is
 `batchpipe.pricing.control_variates`.
 

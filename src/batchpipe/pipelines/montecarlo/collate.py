@@ -1,5 +1,5 @@
 """Collate for the Monte Carlo pipeline: the results document, folded from the shard results one shard at a time
-(`Collation`; a missing or stale result becomes failed rows). `batchpipe.artifacts.collate_montecarlo` streams each
+(`Collation`; a missing or stale result becomes failed rows). `streaming.collate` streams each
 shard's rows to results.json and results.csv (`RESULT_FIELDS`, `csv_row`), then writes the rest: memory follows the
 shard size, not the portfolio's.
 """

@@ -1,9 +1,10 @@
 """Preprocess for the Monte Carlo pipeline: calibrate once, lay out the shards and the path blocks (the plan), and
 resolve every position's terms and dates.
 
-`PlanBuilder` streams: it resolves the positions one at a time, and `batchpipe.artifacts.write_plan` writes each as
-one line of positions.jsonl (`position_line`), then plan.json, whose "planHash" (`plan_hash`) covers the plan and
-those exact bytes. A shard prices a range of positions (`shard_range`) on paths laid out by `SamplingLayout`.
+`PlanBuilder` streams: it resolves the positions one at a time and encodes each as one line of positions.jsonl
+(`stored_positions`, `position_line`), noting where each shard's lines start; then `finished_plan` is plan.json,
+whose "planHash" (`plan_hash`) covers the plan and those exact bytes; `streaming` writes both to the run's store.
+A shard prices a range of positions (`shard_range`) on paths laid out by `SamplingLayout`.
 """
 
 from __future__ import annotations
@@ -115,7 +116,7 @@ class PlanBuilder:
     dates, one at a time (`positions()`), so a large portfolio is never held as documents.
 
     The plan's "observationDates" (the union of every position's dates) is complete once `positions()` has been
-    consumed; `batchpipe.artifacts.write_plan` streams the positions to storage and then writes the plan.
+    consumed; `stored_positions()` gives the positions as stored, and then `finished_plan()` is the plan to store.
     """
 
     def __init__(
@@ -142,6 +143,7 @@ class PlanBuilder:
         market = portfolio.market
         self.portfolio = portfolio
         self._dates: set[str] = set()
+        self._stored: tuple[list[int], str] | None = None  # the shards' byte offsets, the positions' sha256
         self._plan: Doc = {
             "version": PLAN_VERSION,
             "pipeline": "montecarlo",
@@ -197,8 +199,36 @@ class PlanBuilder:
                 self._dates.update(doc["observationDates"])
             yield doc
 
+    def stored_positions(self) -> Iterator[bytes]:
+        """Every position resolved and encoded as stored (`position_line`), in order; once consumed, the byte
+        offset where each shard's lines start and the fingerprint of those bytes are known (`finished_plan`)."""
+        digest = hashlib.sha256()
+        offsets = [0]
+        size = 0
+        per_job = self.positions_per_job
+        for i, position in enumerate(self.positions()):
+            if i and i % per_job == 0:
+                offsets.append(size)
+            line = position_line(position).encode()
+            digest.update(line)
+            size += len(line)
+            yield line
+        offsets.append(size)
+        self._stored = (offsets, digest.hexdigest())
+
+    def finished_plan(self) -> Doc:
+        """The plan as stored: with "shardOffsets" (where each shard's lines start in positions.jsonl, and its
+        end) and "planHash"; only once `stored_positions()` has been consumed."""
+        if self._stored is None:
+            raise RuntimeError("the positions have not been stored yet: consume stored_positions() first")
+        offsets, digest = self._stored
+        plan = self.plan()
+        plan["shardOffsets"] = offsets
+        plan["planHash"] = plan_hash(plan, digest)
+        return plan
+
     def plan(self) -> Doc:
-        """The plan, without the storage-made "planHash" and "shardOffsets"."""
+        """The plan, without "planHash" and "shardOffsets" (`finished_plan` adds them)."""
         vd = self.portfolio.valuation_date
         all_dates = sorted(self._dates)
         day_count = self.portfolio.market.day_count

@@ -1,0 +1,88 @@
+"""Where a run's files live in its store (`batchpipe.storage`), and its JSON documents read and written.
+
+Both pipelines, both backends and the container entrypoints name files only through `RunLayout`. Keys are fixed
+by shard index, so a retried shard overwrites its own result instead of adding a second one. The state machines'
+Lambda (`batchpipe.aws.handlers`, self-contained) spells some of these names itself; a test holds them equal.
+"""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from batchpipe.rendering.frames import frame_filename
+from batchpipe.storage import Store, store_for
+
+Doc = dict[str, Any]
+
+
+class RunLayout:
+    """A run's files, by name, in `store`."""
+
+    plan = "plan.json"
+    positions = "positions.jsonl"  # Monte Carlo: every resolved position, one JSON line each
+    shards = "shards"
+    results = "results.json"  # Monte Carlo: the collated result, every position
+    results_csv = "results.csv"
+    summary = "summary.json"  # Monte Carlo: results.json without its positions
+    render_result = "render.json"
+    frames = "frames"
+    video = "output.mp4"
+    logs = "logs"
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    @classmethod
+    def at(cls, location: str) -> RunLayout:
+        """The layout of the run at an output location (a directory or an s3:// prefix)."""
+        return cls(store_for(location))
+
+    @staticmethod
+    def shard(shard: int) -> str:
+        return f"{RunLayout.shards}/shard-{shard:05d}.json"
+
+    @staticmethod
+    def frame(frame: int) -> str:
+        return f"{RunLayout.frames}/{frame_filename(frame)}"
+
+    @staticmethod
+    def log(shard: int) -> str:
+        return f"{RunLayout.logs}/shard-{shard:05d}.log"
+
+    def uri(self, name: str) -> str:
+        """The path or URI of one of the run's files."""
+        return self.store.uri(name)
+
+    def write_json(self, name: str, doc: Doc, indent: int | None = None) -> None:
+        """Strict JSON (a NaN or Infinity is a bug upstream, never written: JSON.parse must read every file)."""
+        self.store.write_text(name, json.dumps(doc, indent=indent, allow_nan=False) + "\n")
+
+    def read_json(self, name: str) -> Doc:
+        doc = json.loads(self.store.read_text(name))
+        if not isinstance(doc, dict):
+            raise ValueError(f"{self.uri(name)}: expected a JSON object")
+        return doc
+
+    def read_plan(self) -> Doc:
+        return self.read_json(self.plan)
+
+    def shard_result(self, plan: Doc, shard: int) -> Doc | None:
+        """A shard's stored result, or None where it left no readable result of this job."""
+        try:
+            doc = self.read_json(self.shard(shard))
+        except (FileNotFoundError, ValueError):
+            return None
+        if doc.get("jobName") != plan["jobName"] or doc.get("shard") != shard:
+            return None
+        return doc
+
+    def shard_results(self, plan: Doc) -> list[Doc | None]:
+        """Every shard's stored result, by index (None where missing or unreadable); read concurrently where the
+        store is worth it (S3)."""
+        shards = range(int(plan["shards"]))
+        if self.store.read_concurrency <= 1:
+            return [self.shard_result(plan, s) for s in shards]
+        with ThreadPoolExecutor(max_workers=self.store.read_concurrency) as pool:
+            return list(pool.map(lambda s: self.shard_result(plan, s), shards))

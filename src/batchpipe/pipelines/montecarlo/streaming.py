@@ -1,0 +1,135 @@
+"""The Monte Carlo pipeline's files in a run's store, streamed (`batchpipe.layout.RunLayout`).
+
+A plan is two files: positions.jsonl (every resolved position, one JSON line each, streamed out of preprocess) and
+plan.json (the rest, with the byte offset where each shard's positions start: `PlanBuilder.finished_plan`). A shard
+reads only its own lines (a ranged read), collate reads shard by shard, and results.json / results.csv are
+streamed to staging files and moved into place: memory follows the shard size, not the portfolio size.
+
+The store does the I/O; nothing here knows whether it is a directory or S3.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from itertools import islice
+from typing import Any
+
+from batchpipe.layout import RunLayout
+from batchpipe.pipelines.montecarlo.collate import RESULT_FIELDS, Collation, csv_row
+from batchpipe.pipelines.montecarlo.plan import PlanBuilder, shard_range
+from batchpipe.pipelines.montecarlo.price import is_complete
+
+Doc = dict[str, Any]
+
+PREVIEW_ROWS = 100  # result rows kept in the summary a run returns (all of them are in results.json / .csv)
+
+
+def write_plan(layout: RunLayout, builder: PlanBuilder) -> Doc:
+    """Stream the resolved positions to positions.jsonl, then write plan.json (the builder's finished plan, with
+    each shard's byte offset and the plan's fingerprint); returns the plan."""
+    store = layout.store
+    tmp = store.staging_file(layout.positions)
+    try:
+        with open(tmp, "wb") as fh:
+            for line in builder.stored_positions():
+                fh.write(line)
+        plan = builder.finished_plan()
+        store.put_file(layout.positions, tmp)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    layout.write_json(layout.plan, plan)
+    return plan
+
+
+def read_shard_positions(layout: RunLayout, plan: Doc, shard: int) -> list[Doc]:
+    """One shard's resolved positions: a ranged read of its lines only."""
+    shard_range(plan, shard)  # checks the index
+    offsets = plan["shardOffsets"]
+    data = layout.store.read_range(layout.positions, int(offsets[shard]), int(offsets[shard + 1]))
+    positions: list[Doc] = json.loads(b"[" + data.rstrip(b"\n").replace(b"\n", b",") + b"]")
+    return positions
+
+
+def shard_inputs(layout: RunLayout, plan: Doc) -> Iterator[tuple[int, list[Doc], Doc | None]]:
+    """(shard, positions, stored result) for every shard, in order.
+
+    The positions come from one streamed read of positions.jsonl. Result keys are fixed by shard index, so nothing
+    is listed and nothing from another run is counted; where the store is worth it (S3) results are read
+    concurrently (thousands of shards would take minutes one by one), a bounded window ahead of the consumer.
+    """
+    shards = range(int(plan["shards"]))
+    lines = layout.store.read_lines(layout.positions)
+
+    def with_positions(shard: int, result: Doc | None) -> tuple[int, list[Doc], Doc | None]:
+        batch = list(islice(lines, len(shard_range(plan, shard))))
+        positions: list[Doc] = json.loads(b"[" + b",".join(batch) + b"]")
+        return shard, positions, result
+
+    concurrency = layout.store.read_concurrency
+    if concurrency <= 1:
+        for shard in shards:
+            yield with_positions(shard, layout.shard_result(plan, shard))
+        return
+    window = 4 * concurrency
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        for start in range(0, len(shards), window):
+            batch = shards[start : start + window]
+            results = pool.map(lambda s: layout.shard_result(plan, s), batch)
+            for shard, result in zip(batch, results, strict=True):
+                yield with_positions(shard, result)
+
+
+def complete_shards(layout: RunLayout, plan: Doc) -> set[int]:
+    """The shards whose stored results are complete for this very plan (a corrupt or failed one is redone)."""
+    done = set()
+    for shard in range(int(plan["shards"])):
+        result = layout.shard_result(plan, shard)
+        if result is None or result.get("planHash") != plan["planHash"]:
+            continue  # not this plan's: no need to read the positions
+        if is_complete(plan, shard, read_shard_positions(layout, plan, shard), result):
+            done.add(shard)
+    return done
+
+
+def collate(layout: RunLayout, plan: Doc) -> Doc:
+    """Collate every shard into results.json and results.csv, streamed, and summary.json (results.json without its
+    positions, for readers that need only the totals); returns the results document with only its first
+    PREVIEW_ROWS rows (and "positionCount", "failedCount" for the rest)."""
+    store = layout.store
+    collation = Collation(plan)
+    preview: list[Doc] = []
+    rows_tmp, csv_tmp = store.staging_file(layout.results), store.staging_file(layout.results_csv)
+    json_tmp = store.staging_file(layout.results)
+    try:
+        with open(rows_tmp, "w", encoding="utf-8") as rows_fh, open(csv_tmp, "w", encoding="utf-8", newline="") as cf:
+            writer = csv.writer(cf, lineterminator="\n")
+            writer.writerow(RESULT_FIELDS)
+            first = True
+            for shard, positions, result in shard_inputs(layout, plan):
+                for row in collation.add(shard, positions, result):
+                    rows_fh.write(("    " if first else ",\n    ") + json.dumps(row, allow_nan=False))
+                    first = False
+                    writer.writerow(csv_row(row))
+                    if len(preview) < PREVIEW_ROWS:
+                        preview.append(row)
+        summary = collation.summary()
+        head = json.dumps(summary, indent=2, allow_nan=False)
+        with open(json_tmp, "w", encoding="utf-8") as out, open(rows_tmp, encoding="utf-8") as rows_in:
+            out.write(head[:-2] + ',\n  "positions": [\n')  # the summary's closing "\n}" comes after the rows
+            while chunk := rows_in.read(1 << 20):
+                out.write(chunk)
+            out.write("\n  ]\n}\n")
+        store.put_file(layout.results_csv, csv_tmp)
+        store.put_file(layout.results, json_tmp)
+        layout.write_json(layout.summary, summary, indent=2)
+    finally:
+        for tmp in (rows_tmp, csv_tmp, json_tmp):
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    return summary | {"positions": preview}
