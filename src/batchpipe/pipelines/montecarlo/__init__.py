@@ -1,5 +1,5 @@
-"""The Monte Carlo pipeline: preprocess (`plan`) -> price shards (`price`) -> collate (`collate`), as pure functions
-over JSON-able documents.
+"""The Monte Carlo pipeline: preprocess (`plan`) -> price shards (`price`) -> collate (`collate`), pure functions
+over JSON-able documents, and `streaming`, their one module that reads and writes (through a run's layout).
 
 The same functions run in the local engine's worker processes and in the AWS containers and Lambdas. Nothing here
 holds a whole portfolio: `streaming` (over a run's store) streams the positions out of preprocess, reads each shard
