@@ -188,6 +188,44 @@ def test_deploy_builds_and_pushes_with_docker_then_pins_the_images(
     assert params["PricerImage"] == pricer_image and params["RenderImage"].startswith(out["RenderRepositoryUri"])
 
 
+def test_an_existing_stack_builds_what_ecr_lacks_then_pins_both_in_one_update(
+    aws: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert cli("deploy", "--no-build").exit_code == 0
+    out = outputs()
+    render_tag = images.content_tag(template_module.REPO_ROOT, "containers/render/Dockerfile")
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+                           "config": {"digest": "sha256:" + "0" * 64, "size": 1}, "layers": []})  # fmt: skip
+    ecr = boto3.client("ecr")
+    ecr.put_image(repositoryName=out["RenderRepositoryUri"].split("/", 1)[1], imageManifest=manifest,
+                  imageTag=render_tag)  # fmt: skip
+    log = tmp_path / "docker.log"
+    fake = tmp_path / "bin" / "docker"
+    fake.parent.mkdir()
+    fake.write_text(f'#!/bin/sh\necho "$@" >> {log}\nif [ "$1" = login ]; then cat > /dev/null; fi\n')
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
+    render_image = f"{out['RenderRepositoryUri']}:{render_tag}"
+    planned = cli("deploy", "--dry-run")
+    assert planned.exit_code == 0, planned.output
+    assert f"render: {render_image} is already in ECR" in planned.stdout and not log.exists()
+    assert "parameter PricerImage: " in planned.stdout and "build and push pricer" in planned.stdout
+    result = cli("deploy")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == "stack 'batchpipe' updated"
+    assert [line.split()[0] for line in log.read_text().splitlines()] == ["login", "build", "push"]
+    assert f"render: {render_image} is already in ECR" in " ".join(result.stderr.split())  # rich wraps lines
+    cfn = boto3.client("cloudformation")
+    stack = cfn.describe_stacks(StackName="batchpipe")["Stacks"][0]
+    params = {p["ParameterKey"]: p.get("ParameterValue") for p in stack["Parameters"]}
+    assert params["RenderImage"] == render_image and params["PricerImage"].startswith(out["PricerRepositoryUri"])
+    events = [e for page in cfn.get_paginator("describe_stack_events").paginate(StackName="batchpipe")
+              for e in page["StackEvents"]]  # fmt: skip
+    stack_updates = [e for e in events if e["LogicalResourceId"] == "batchpipe" and
+                     e["ResourceStatus"] == "UPDATE_IN_PROGRESS"]  # fmt: skip
+    assert len(stack_updates) == 1
+
+
 def test_deploy_without_docker_suggests_no_build(aws: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
     result = cli("deploy")

@@ -41,6 +41,11 @@ def _run(args: list[str], say: Callable[[str], None], stdin: str | None = None) 
         )
 
 
+def wanted(root: Path, tag: str | None = None) -> dict[str, tuple[str, str]]:
+    """Each pipeline image's Dockerfile and tag: `tag` where given, else its content tag."""
+    return {name: (dockerfile, tag or content_tag(root, dockerfile)) for name, dockerfile in IMAGES.items()}
+
+
 def image_exists(repository_uri: str, tag: str) -> bool:
     name = repository_uri.split("/", 1)[1]
     try:
@@ -50,25 +55,15 @@ def image_exists(repository_uri: str, tag: str) -> bool:
     return bool(found)
 
 
-def build_and_push(root: Path, repositories: dict[str, str], say: Callable[[str], None],
-                   tag: str | None = None) -> dict[str, str]:  # fmt: skip
-    """Build and push each image unless its content tag is already in ECR. Returns image URI per pipeline image."""
+def build_and_push(root: Path, builds: list[tuple[str, str]], say: Callable[[str], None]) -> None:
+    """Log in to ECR once, then build and push each (Dockerfile, image URI)."""
+    if not builds:
+        return
     exe = docker()
-    images: dict[str, str] = {}
-    logged_in = False
-    for name, dockerfile in IMAGES.items():
-        uri = repositories[name]
-        image_tag = tag or content_tag(root, dockerfile)
-        images[name] = f"{uri}:{image_tag}"
-        if image_exists(uri, image_tag):
-            say(f"{name}: {images[name]} is already in ECR")
-            continue
-        if not logged_in:
-            auth = client("ecr").get_authorization_token()["authorizationData"][0]
-            user, password = base64.b64decode(auth["authorizationToken"]).decode().split(":", 1)
-            registry = auth["proxyEndpoint"].removeprefix("https://")
-            _run([exe, "login", "--username", user, "--password-stdin", registry], say, stdin=password)
-            logged_in = True
-        _run([exe, "build", "--platform", "linux/amd64", "-f", dockerfile, "-t", images[name], str(root)], say)
-        _run([exe, "push", images[name]], say)
-    return images
+    auth = client("ecr").get_authorization_token()["authorizationData"][0]
+    user, password = base64.b64decode(auth["authorizationToken"]).decode().split(":", 1)
+    registry = auth["proxyEndpoint"].removeprefix("https://")
+    _run([exe, "login", "--username", user, "--password-stdin", registry], say, stdin=password)
+    for dockerfile, image in builds:
+        _run([exe, "build", "--platform", "linux/amd64", "-f", dockerfile, "-t", image, str(root)], say)
+        _run([exe, "push", image], say)

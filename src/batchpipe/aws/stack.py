@@ -1,11 +1,11 @@
-"""The batchpipe stack: read its outputs, create or update it with live events, delete it (and what it holds)."""
+"""The batchpipe stack: read its outputs, create or update it with live events (as a deploy plan says: see
+`batchpipe.aws.deploy`), delete it (and what it holds)."""
 
 from __future__ import annotations
 
 import json
-import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -27,6 +27,7 @@ OUTPUTS = {
 }
 TERMINAL_FAILED = {"CREATE_FAILED", "ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "UPDATE_ROLLBACK_COMPLETE",
                    "UPDATE_ROLLBACK_FAILED", "DELETE_FAILED"}  # fmt: skip
+CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"]
 
 
 @dataclass(frozen=True)
@@ -91,65 +92,26 @@ def _wait(stack_name: str, since: datetime, on_event: Callable[[dict[str, Any]],
         time.sleep(poll)
 
 
-def _same(stack_name: str, existing: dict[str, Any], template: dict[str, Any], parameters: dict[str, str]) -> bool:
-    """The deployed template and the given parameters are what we would send: nothing to do."""
-    deployed = client("cloudformation").get_template(StackName=stack_name)["TemplateBody"]
-    deployed = json.loads(deployed) if isinstance(deployed, str) else deployed
-    current = {p["ParameterKey"]: _values(p.get("ParameterValue")) for p in existing.get("Parameters", [])}
-    return bool(deployed == template and all(current.get(k) == _values(v) for k, v in parameters.items()))
-
-
-def _previous(existing: dict[str, Any], template: dict[str, Any], given: dict[str, str]) -> list[dict[str, Any]]:
-    """An update keeps every parameter not given now at its deployed value (CloudFormation would reset it to the
-    default). Values are passed explicitly rather than as UsePreviousValue, which moto cannot resolve."""
-    declared = template.get("Parameters", {})
-    kept = []
-    for p in existing.get("Parameters", []):
-        key = p["ParameterKey"]
-        if key in declared and key not in given:
-            value = p.get("ParameterValue", "")
-            if declared[key].get("Type") == "CommaDelimitedList":
-                value = ",".join(_values(value))
-            kept.append({"ParameterKey": key, "ParameterValue": value})
-    return kept
-
-
-def _values(value: str | None) -> list[str]:
-    """A parameter's value as items: "a,b" and a list rendered as "['a', 'b']" (moto's way) compare equal."""
-    return re.findall(r"[^\s,\[\]'\"]+", value or "")
-
-
-def deploy(
+def apply(
     stack_name: str,
     template: dict[str, Any],
-    parameters: dict[str, str],
+    parameters: Mapping[str, str],
+    create: bool,
     on_event: Callable[[dict[str, Any]], None],
     poll: float = 2.0,
 ) -> str:
-    """Create or update the stack and wait. Returns CREATED, UPDATED or UNCHANGED."""
+    """Create or update the stack with exactly these parameters and wait. Returns CREATED, UPDATED or UNCHANGED
+    (CloudFormation found nothing to update)."""
     cfn = client("cloudformation")
     body = json.dumps(template, separators=(",", ":"))
-    existing = describe(stack_name)
-    params: list[dict[str, Any]] = [{"ParameterKey": k, "ParameterValue": v} for k, v in sorted(parameters.items())]
-    if existing is not None:
-        params += _previous(existing, template, parameters)
-    if existing is not None and existing["StackStatus"] == "ROLLBACK_COMPLETE":
-        raise BatchpipeError(
-            f"stack '{stack_name}' failed to create earlier (ROLLBACK_COMPLETE)",
-            "run `batchpipe destroy` and deploy again",
-        )
-    if existing is not None and _same(stack_name, existing, template, parameters):
-        return "UNCHANGED"
+    params = [{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()]
     since = datetime.now(tz=datetime.now().astimezone().tzinfo)
-    capabilities = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"]
     try:
-        if existing is None:
-            cfn.create_stack(StackName=stack_name, TemplateBody=body, Parameters=params, Capabilities=capabilities,
+        if create:
+            cfn.create_stack(StackName=stack_name, TemplateBody=body, Parameters=params, Capabilities=CAPABILITIES,
                              OnFailure="ROLLBACK", Tags=[{"Key": "batchpipe", "Value": stack_name}])  # fmt: skip
-            action = "CREATED"
         else:
-            cfn.update_stack(StackName=stack_name, TemplateBody=body, Parameters=params, Capabilities=capabilities)
-            action = "UPDATED"
+            cfn.update_stack(StackName=stack_name, TemplateBody=body, Parameters=params, Capabilities=CAPABILITIES)
     except ClientError as exc:
         if "No updates are to be performed" in str(exc):
             return "UNCHANGED"
@@ -157,43 +119,7 @@ def deploy(
     status = _wait(stack_name, since, on_event, poll)
     if status in TERMINAL_FAILED or not status.endswith("_COMPLETE"):
         raise BatchpipeError(f"stack '{stack_name}' ended {status}: see the events above")
-    return action
-
-
-def parameter(stack_name: str, key: str) -> str | None:
-    stack = describe(stack_name)
-    for p in (stack or {}).get("Parameters", []):
-        if p["ParameterKey"] == key:
-            return str(p.get("ParameterValue", ""))
-    return None
-
-
-def planned_changes(stack_name: str, template: dict[str, Any], parameters: dict[str, str]) -> list[str]:
-    """What a deploy would change, read from a change set that is then deleted (--dry-run)."""
-    cfn = client("cloudformation")
-    existing = describe(stack_name)
-    if existing is None:
-        return [f"create stack '{stack_name}' with {len(template['Resources'])} resources"]
-    name = f"batchpipe-dry-run-{int(time.time())}"
-    params: list[dict[str, Any]] = [{"ParameterKey": k, "ParameterValue": v} for k, v in sorted(parameters.items())]
-    params += _previous(existing, template, parameters)
-    cfn.create_change_set(StackName=stack_name, ChangeSetName=name, ChangeSetType="UPDATE", Parameters=params,
-                          TemplateBody=json.dumps(template, separators=(",", ":")),
-                          Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"])  # fmt: skip
-    try:
-        for _ in range(60):
-            desc = cfn.describe_change_set(StackName=stack_name, ChangeSetName=name)
-            if desc["Status"] in ("CREATE_COMPLETE", "FAILED"):
-                break
-            time.sleep(1)
-        changes = [
-            f"{c['ResourceChange']['Action'].lower()} {c['ResourceChange']['LogicalResourceId']} "
-            f"({c['ResourceChange']['ResourceType']})"
-            for c in desc.get("Changes", [])
-        ]
-    finally:
-        cfn.delete_change_set(StackName=stack_name, ChangeSetName=name)
-    return changes
+    return "CREATED" if create else "UPDATED"
 
 
 def empty_bucket(bucket: str) -> int:

@@ -1,5 +1,6 @@
 """The AWS commands: deploy, status, results, cancel, destroy (and `run` without --local, in cli/run.py): thin
-shells over `batchpipe.backends.aws` and, for deploy and destroy, `batchpipe.aws.stack`."""
+shells over `batchpipe.backends.aws` and, for deploy (a plan: `batchpipe.deploy`, `batchpipe.aws.deploy`) and
+destroy, `batchpipe.aws`."""
 
 from __future__ import annotations
 
@@ -71,37 +72,27 @@ def deploy(target: Target, no_build: bool, max_vcpus: int | None, image_tag: str
     """
     from rich.console import Console
 
-    from batchpipe.aws import images, stack
+    from batchpipe.aws import deploy as aws_deploy
     from batchpipe.aws.template import REPO_ROOT, build_template
+    from batchpipe.deploy.plan import describe
 
     target.connect()
-    stack_name = target.stack_name
-    console = Console(stderr=True)
-    template = build_template()
-    params = {"MaxvCpus": str(max_vcpus)} if max_vcpus else {}
     if bool(vpc_id) != bool(subnet_ids):
         raise InputError("--vpc-id and --subnet-ids go together")
-    if vpc_id and subnet_ids:
-        params |= {"VpcId": vpc_id, "SubnetIds": subnet_ids}
-    if not no_build:
-        images.docker()  # fail before touching the stack when docker is missing
+    params = ({"MaxvCpus": str(max_vcpus)} if max_vcpus else {}) | (
+        {"VpcId": vpc_id, "SubnetIds": subnet_ids} if vpc_id and subnet_ids else {}
+    )
+    plan = aws_deploy.plan(target.stack_name, build_template(), params, REPO_ROOT, build=not no_build,
+                           image_tag=image_tag, read_changes=dry_run)  # fmt: skip
     if dry_run:
-        changes = stack.planned_changes(stack_name, template, params)
-        click.echo("\n".join(changes) if changes else f"stack '{stack_name}' is up to date: nothing would change")
+        click.echo("\n".join(describe(plan)))
         return
-    first = stack.deploy(stack_name, template, params, _event_printer(console))
-    second = "UNCHANGED"
-    if not no_build:
-        out = stack.outputs(stack_name)
-        repos = {"pricer": out.pricer_repository_uri, "render": out.render_repository_uri}
-        built = images.build_and_push(REPO_ROOT, repos, console.print, tag=image_tag)
-        wanted = {"PricerImage": built["pricer"], "RenderImage": built["render"]}
-        if any(stack.parameter(stack_name, k) != v for k, v in wanted.items()):
-            second = stack.deploy(stack_name, template, params | wanted, _event_printer(console))
-    if first == "UNCHANGED" and second == "UNCHANGED":
-        click.echo(f"stack '{stack_name}' is up to date: nothing changed")
+    console = Console(stderr=True)
+    done = aws_deploy.execute(plan, REPO_ROOT, _event_printer(console), console.print)
+    if done == "UNCHANGED":
+        click.echo(f"stack '{target.stack_name}' is up to date: nothing changed")
     else:
-        click.echo(f"stack '{stack_name}' {first.lower() if first != 'UNCHANGED' else 'updated'}")
+        click.echo(f"stack '{target.stack_name}' {done.lower()}")
 
 
 @click.command()
