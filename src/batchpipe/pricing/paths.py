@@ -93,10 +93,14 @@ def build_grid(observation_times: FloatArray, steps_per_year: int, *, kappa: flo
     return TimeGrid(np.array(times), np.array(observed, dtype=np.intp))
 
 
+def block_stream(seed: int, block: int) -> np.random.Generator:
+    """Block `block`'s own random stream: what makes a block's paths the same however blocks are grouped."""
+    return np.random.Generator(np.random.SFC64(np.random.SeedSequence(seed, spawn_key=(block,))))
+
+
 def block_normals(seed: int, block: int, steps: int, half: int) -> FloatArray:
     """The standard normals of one block: shape (steps, 2, half); [:, 0] drives variance, [:, 1] the price."""
-    rng = np.random.Generator(np.random.SFC64(np.random.SeedSequence(seed, spawn_key=(block,))))
-    return rng.standard_normal((steps, 2, half))
+    return block_stream(seed, block).standard_normal((steps, 2, half))
 
 
 def antithetic(normals: list[FloatArray]) -> FloatArray:
@@ -108,8 +112,7 @@ def chunk_normals(seed: int, blocks: range, steps: int, half: int) -> FloatArray
     """The normals of consecutive blocks, shape (blocks, steps, 2, half), each block drawn as by `block_normals`."""
     out = np.empty((len(blocks), steps, 2, half))
     for i, b in enumerate(blocks):
-        rng = np.random.Generator(np.random.SFC64(np.random.SeedSequence(seed, spawn_key=(b,))))
-        rng.standard_normal(out=out[i])
+        block_stream(seed, b).standard_normal(out=out[i])
     return out
 
 
@@ -124,24 +127,18 @@ def simulate_qe_blocks(
     slabs are the numbers one draw of every step gives). A fine grid (fast mean reversion: 22,733 steps for a
     7-year note at kappa 400) would otherwise hold gigabytes of normals per chunk."""
     nb, steps = len(blocks), grid.steps
-    m = nb * half
-    streams = [np.random.Generator(np.random.SFC64(np.random.SeedSequence(seed, spawn_key=(b,)))) for b in blocks]
+    streams = [block_stream(seed, b) for b in blocks]
     slab = np.empty((nb, min(STEP_SLAB, steps), 2, half))
-    buf = np.empty((2, 2, m))
 
-    def step(k: int) -> tuple[FloatArray, FloatArray]:
+    def normals_at(k: int) -> FloatArray:
         j = k % STEP_SLAB
         if j == 0:
             n = min(STEP_SLAB, steps - k)
             for i, stream in enumerate(streams):
                 stream.standard_normal(out=slab[i, :n])
-        for f in range(2):
-            plus = buf[f, 0].reshape(nb, half)
-            np.copyto(plus, slab[:, j, f, :])
-            np.negative(plus, out=buf[f, 1].reshape(nb, half))
-        return buf[0].reshape(2 * m), buf[1].reshape(2 * m)
+        return slab[:, j]
 
-    return _simulate(p, spot, rate, dividend, grid, 2 * m, step)
+    return _simulate(p, spot, rate, dividend, grid, 2 * nb * half, _antithetic_steps(nb, half, normals_at))
 
 
 def simulate_qe(
@@ -169,17 +166,26 @@ def simulate_qe_antithetic(
     nb, steps, _, half = normals.shape
     if steps != grid.steps:
         raise ValueError(f"normals have {steps} steps, the grid {grid.steps}")
+    return _simulate(p, spot, rate, dividend, grid, 2 * nb * half, _antithetic_steps(nb, half, lambda k: normals[:, k]))
+
+
+def _antithetic_steps(
+    nb: int, half: int, normals_at: Callable[[int], FloatArray]
+) -> Callable[[int], tuple[FloatArray, FloatArray]]:
+    """Step k's (variance, price) normals for rows laid out as (sign, block, pair), from the (nb, 2, half) normals
+    of step k: z for sign 0, -z for sign 1, in one reused buffer."""
     m = nb * half
     buf = np.empty((2, 2, m))
 
     def step(k: int) -> tuple[FloatArray, FloatArray]:
+        z = normals_at(k)
         for f in range(2):
             plus = buf[f, 0].reshape(nb, half)
-            np.copyto(plus, normals[:, k, f, :])
+            np.copyto(plus, z[:, f, :])
             np.negative(plus, out=buf[f, 1].reshape(nb, half))
         return buf[0].reshape(2 * m), buf[1].reshape(2 * m)
 
-    return _simulate(p, spot, rate, dividend, grid, 2 * m, step)
+    return step
 
 
 def _simulate(
