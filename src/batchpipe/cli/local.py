@@ -85,16 +85,18 @@ def local_status(run: str | None, as_json: bool, watch: bool) -> None:
 def local_results(run: str, as_json: bool) -> None:
     from rich.console import Console
 
-    from batchpipe import catalog, ui
+    from batchpipe import catalog, rundir, ui
     from batchpipe.backends import local
     from batchpipe.cli.show import copy_to
 
     directory = _find(run)
     doc: Any = local.result_document(directory)
+    info = rundir.describe(directory)  # the marker and the lock: not the plan and every shard, as run_status reads
+    assert info is not None  # _find found a run there
     if doc is None:
-        state = local.run_status(directory)["status"]
-        raise InputError(f"run '{run}' has no collated results yet ({state}): `batchpipe status {run} --local`")
-    described = catalog.pipeline(str(local.run_status(directory)["pipeline"]))
+        raise InputError(f"run '{run}' has no collated results yet ({info['status']}): "
+                         f"`batchpipe status {run} --local`")  # fmt: skip
+    described = catalog.pipeline(str(info["pipeline"]))
     if as_json:  # the whole document, streamed from the file (a Monte Carlo result can be large)
         copy_to(str(directory / described.result_file), sys.stdout.write)
         return
