@@ -62,6 +62,17 @@ def aws(server: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterato
     clients.configure()
 
 
+def fake_docker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A `docker` first on PATH that records its arguments (one call a line) in the returned log."""
+    log = tmp_path / "docker.log"
+    fake = tmp_path / "bin" / "docker"
+    fake.parent.mkdir()
+    fake.write_text(f'#!/bin/sh\necho "$@" >> {log}\nif [ "$1" = login ]; then cat > /dev/null; fi\n')
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
+    return log
+
+
 def cli(*args: str) -> Result:
     return CliRunner().invoke(main, list(args), catch_exceptions=False)
 
@@ -166,12 +177,7 @@ def test_bad_input_uploads_nothing_and_reused_names_are_refused(aws: None, tmp_p
 def test_deploy_builds_and_pushes_with_docker_then_pins_the_images(
     aws: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    log = tmp_path / "docker.log"
-    fake = tmp_path / "bin" / "docker"
-    fake.parent.mkdir()
-    fake.write_text(f'#!/bin/sh\necho "$@" >> {log}\nif [ "$1" = login ]; then cat > /dev/null; fi\n')
-    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
-    monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
+    log = fake_docker(tmp_path, monkeypatch)
     result = cli("deploy")
     assert result.exit_code == 0, result.output
     out = outputs()
@@ -199,12 +205,7 @@ def test_an_existing_stack_builds_what_ecr_lacks_then_pins_both_in_one_update(
     ecr = boto3.client("ecr")
     ecr.put_image(repositoryName=out["RenderRepositoryUri"].split("/", 1)[1], imageManifest=manifest,
                   imageTag=render_tag)  # fmt: skip
-    log = tmp_path / "docker.log"
-    fake = tmp_path / "bin" / "docker"
-    fake.parent.mkdir()
-    fake.write_text(f'#!/bin/sh\necho "$@" >> {log}\nif [ "$1" = login ]; then cat > /dev/null; fi\n')
-    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
-    monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
+    log = fake_docker(tmp_path, monkeypatch)
     render_image = f"{out['RenderRepositoryUri']}:{render_tag}"
     planned = cli("deploy", "--dry-run")
     assert planned.exit_code == 0, planned.output

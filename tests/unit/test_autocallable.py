@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
 from dataclasses import fields
 from datetime import date
 from typing import Any
@@ -134,13 +133,7 @@ QL_VALUATION = ql.Date(20, 11, 2019)
 WORKSHOP_HESTON = {"v0": 0.01216, "kappa": 1.445, "theta": 0.0326, "sigma": 0.354, "rho": -0.599}
 
 
-@pytest.fixture(autouse=True)
-def _evaluation_date() -> Iterator[None]:
-    settings = ql.Settings.instance()
-    saved = settings.evaluationDate
-    settings.evaluationDate = QL_VALUATION
-    yield
-    settings.evaluationDate = saved
+pytestmark = pytest.mark.usefixtures("ql_valuation_date")
 
 
 def run_pipeline(doc: dict[str, Any], **kwargs: Any) -> dict[str, Any]:

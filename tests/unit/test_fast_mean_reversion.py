@@ -14,7 +14,6 @@ quarter of a year is 800 steps, kappa T = 100 mean-reversion times.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -137,15 +136,6 @@ def test_a_grid_blind_to_kappa_inflates_the_variance_and_the_kappa_limit_removes
 QL_TODAY = ql.Date(20, 11, 2019)
 
 
-@pytest.fixture
-def _evaluation_date() -> Iterator[None]:
-    settings = ql.Settings.instance()
-    saved = settings.evaluationDate
-    settings.evaluationDate = QL_TODAY
-    yield
-    settings.evaluationDate = saved
-
-
 def quantlib_calls(p: HestonParams, days: int, strikes: np.ndarray) -> np.ndarray:
     """ql.AnalyticHestonEngine (Gauss-Lobatto, relative tolerance 1e-12) on flat Actual/360 curves: t = days/360."""
     dc = ql.Actual360()
@@ -161,7 +151,7 @@ def quantlib_calls(p: HestonParams, days: int, strikes: np.ndarray) -> np.ndarra
     return np.array(out)
 
 
-@pytest.mark.usefixtures("_evaluation_date")
+@pytest.mark.usefixtures("ql_valuation_date")
 @pytest.mark.parametrize("rho", [-0.999, 0.999])
 def test_domain_corner_fast_reversion_high_vol_matches_quantlib(rho: float) -> None:
     """kappa 400 and sigma 10 (the domain's maxima), v0 = theta = 9 (300% vol), rho -0.999 or 0.999, at 36 and

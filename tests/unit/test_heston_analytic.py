@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
 from datetime import date
 
 import numpy as np
@@ -67,13 +66,7 @@ Market = tuple[float, float]  # rate, dividend yield
 MARKETS: dict[str, Market] = {"r1%-q0": (0.01, 0.0), "r3%-q2%": (0.03, 0.02)}
 
 
-@pytest.fixture(autouse=True)
-def _evaluation_date() -> Iterator[None]:
-    settings = ql.Settings.instance()
-    saved = settings.evaluationDate
-    settings.evaluationDate = QL_TODAY
-    yield
-    settings.evaluationDate = saved
+pytestmark = pytest.mark.usefixtures("ql_valuation_date")
 
 
 def ql_process(p: HestonParams, rate: float, dividend: float, spot: float = SPOT) -> ql.HestonProcess:
