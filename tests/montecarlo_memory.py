@@ -6,12 +6,9 @@ shard results)."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 from batchpipe.pipelines import montecarlo as mc
 from batchpipe.pipelines.portfolio import Portfolio
-
-Doc = dict[str, Any]
 
 
 def preprocess(
@@ -20,26 +17,29 @@ def preprocess(
     positions_per_job: int | None = None,
     paths: int | None = None,
     seed: int | None = None,
-) -> tuple[Doc, list[Doc]]:
-    """The plan (with its "planHash", without "shardOffsets") and every resolved position."""
+) -> tuple[mc.Plan, list[mc.ResolvedPosition]]:
+    """The plan (its hash from the positions' text joined in memory; no storage offsets) and every resolved
+    position."""
     builder = mc.PlanBuilder(portfolio, job_name, positions_per_job, paths, seed)
     positions = list(builder.positions())
-    plan = builder.plan()
-    plan["planHash"] = mc.plan_hash(plan, "".join(mc.position_line(p) for p in positions).encode())
-    return plan, positions
+    body = builder.plan()
+    digest = mc.plan_hash(body, "".join(mc.position_line(p) for p in positions).encode())
+    return mc.Plan(**dict(body), shard_offsets=[], plan_hash=digest), positions
 
 
-def shard_slice(plan: Doc, positions: Sequence[Doc], shard: int) -> list[Doc]:
+def shard_slice(plan: mc.PlanBody, positions: Sequence[mc.ResolvedPosition], shard: int) -> list[mc.ResolvedPosition]:
     """One shard's positions out of all of them."""
     r = mc.shard_range(plan, shard)
     return list(positions[r.start : r.stop])
 
 
-def collate(plan: Doc, positions: Sequence[Doc], shard_results: Iterable[Doc | None]) -> Doc:
+def collate(
+    plan: mc.Plan, positions: Sequence[mc.ResolvedPosition], shard_results: Iterable[mc.ShardResult | None]
+) -> mc.Results:
     """The whole results document, every shard's result given in shard order (None: the shard produced none)."""
     collation = mc.Collation(plan)
     results = list(shard_results)
     rows = []
-    for shard in range(int(plan["shards"])):
+    for shard in range(plan.shards):
         rows.extend(collation.add(shard, shard_slice(plan, positions, shard), results[shard]))
-    return collation.summary() | {"positions": rows}
+    return mc.Results(**dict(collation.summary()), positions=rows)

@@ -8,13 +8,17 @@ Lambda (`batchpipe.aws.handlers`, self-contained) spells some of these names its
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
+from batchpipe.documents import Document, ShardDocument
 from batchpipe.rendering.frames import frame_filename
 from batchpipe.storage import Store, store_for
 
-Doc = dict[str, Any]
+Json = Mapping[str, Any]  # a stored JSON object, as read (`read_json`)
+D = TypeVar("D", bound=Document)
+S = TypeVar("S", bound=ShardDocument)
 
 
 class RunLayout:
@@ -55,34 +59,47 @@ class RunLayout:
         """The path or URI of one of the run's files."""
         return self.store.uri(name)
 
-    def write_json(self, name: str, doc: Doc, indent: int | None = None) -> None:
+    def write_json(self, name: str, doc: Document | Json, indent: int | None = None) -> None:
         """Strict JSON (a NaN or Infinity is a bug upstream, never written: JSON.parse must read every file)."""
-        self.store.write_text(name, json.dumps(doc, indent=indent, allow_nan=False) + "\n")
+        value = doc.stored() if isinstance(doc, Document) else doc
+        self.store.write_text(name, json.dumps(value, indent=indent, allow_nan=False) + "\n")
 
-    def read_json(self, name: str) -> Doc:
+    def read_json(self, name: str) -> dict[str, Any]:
+        """A stored JSON object as read, whatever its kind (FileNotFoundError, or ValueError when not one)."""
         doc = json.loads(self.store.read_text(name))
         if not isinstance(doc, dict):
             raise ValueError(f"{self.uri(name)}: expected a JSON object")
         return doc
 
-    def read_plan(self) -> Doc:
-        return self.read_json(self.plan)
+    def read_document(self, name: str, kind: type[D]) -> D:
+        """A stored document of a known kind (FileNotFoundError, or ValueError when it is not one)."""
+        return kind.read(self.read_json(name), self.uri(name))
 
-    def shard_result(self, plan: Doc, shard: int) -> Doc | None:
-        """A shard's stored result, or None where it left no readable result of this job."""
+    def shard_result(self, kind: type[S], job_name: str, shard: int, strict: bool = False) -> S | None:
+        """A shard's stored result: None where there is none, or only another job's; a file that is not a `kind`
+        (corrupt, cut short) is None too, or a ValueError when `strict`."""
+        name = self.shard(shard)
         try:
-            doc = self.read_json(self.shard(shard))
-        except (FileNotFoundError, ValueError):
+            doc = self.read_json(name)
+        except FileNotFoundError:
             return None
-        if doc.get("jobName") != plan["jobName"] or doc.get("shard") != shard:
+        except ValueError:
+            if strict:
+                raise
             return None
-        return doc
+        if doc.get("jobName") != job_name or doc.get("shard") != shard:
+            return None
+        try:
+            return kind.read(doc, self.uri(name))
+        except ValueError:
+            if strict:
+                raise
+            return None
 
-    def shard_results(self, plan: Doc) -> list[Doc | None]:
+    def shard_results(self, kind: type[S], job_name: str, shards: int) -> list[S | None]:
         """Every shard's stored result, by index (None where missing or unreadable); read concurrently where the
         store is worth it (S3)."""
-        shards = range(int(plan["shards"]))
         if self.store.read_concurrency <= 1:
-            return [self.shard_result(plan, s) for s in shards]
+            return [self.shard_result(kind, job_name, s) for s in range(shards)]
         with ThreadPoolExecutor(max_workers=self.store.read_concurrency) as pool:
-            return list(pool.map(lambda s: self.shard_result(plan, s), shards))
+            return list(pool.map(lambda s: self.shard_result(kind, job_name, s), range(shards)))

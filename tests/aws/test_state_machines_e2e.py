@@ -253,6 +253,7 @@ def test_render_resume_renders_only_the_missing_shard_and_stitches(
     from batchpipe.cli import main
     from batchpipe.jobs.render import already_rendered
     from batchpipe.layout import RunLayout
+    from batchpipe.pipelines import render as rp
 
     blend = tmp_path / "short.blend"
     blend.write_bytes(blend_scene(start=5, end=6).read_bytes())
@@ -276,7 +277,7 @@ def test_render_resume_renders_only_the_missing_shard_and_stitches(
     assert "frames 2/2" in resumed.stderr  # the tail's count of the frames in S3
     assert run_status(stack.outputs(), "half")["frames"] == {"rendered": 2, "total": 2}
     # a shard whose result says complete but whose frame is gone from S3 is rendered again
-    plan = RunLayout.at(output).read_plan()
+    plan = rp.read_plan(RunLayout.at(output))
     assert already_rendered(output, plan, 0)
     stack.s3.delete_object(Bucket=BUCKET, Key="runs/half/frames/0005.png")
     assert not already_rendered(output, plan, 0)

@@ -31,21 +31,21 @@ def test_stored_plan_shards_and_streamed_collate_equal_the_in_memory_pipeline(tm
     plan, positions = preprocess(portfolio, "job", positions_per_job=5)
     out = RunLayout.at(str(tmp_path))
     stored = streaming.write_plan(out, mc.PlanBuilder(portfolio, "job", positions_per_job=5))
-    assert stored["planHash"] == plan["planHash"]
-    assert {k: v for k, v in stored.items() if k != "shardOffsets"} == plan
+    assert stored.plan_hash == plan.plan_hash
+    assert stored.model_dump(exclude={"shard_offsets"}) == plan.model_dump(exclude={"shard_offsets"})
     assert "positions" not in json.loads((tmp_path / "plan.json").read_text())
-    assert len(stored["shardOffsets"]) == plan["shards"] + 1 == 12
-    for shard in range(plan["shards"]):
+    assert len(stored.shard_offsets) == plan.shards + 1 == 12
+    for shard in range(plan.shards):
         assert streaming.read_shard_positions(out, stored, shard) == shard_slice(plan, positions, shard)
     results = []
-    for shard in range(plan["shards"]):
+    for shard in range(plan.shards):
         result = mc.price_shard(plan, shard, shard_slice(plan, positions, shard))
         if shard == 3:  # a shard that failed: its five positions carry the error
             result = mc.failed_shard(plan, shard, shard_slice(plan, positions, shard), "shard 3 failed")
         out.write_json(out.shard(shard), result)
         results.append(result)
-    summary = streaming.collate(out, stored)
-    in_memory = collate(plan, positions, results)
+    summary = streaming.collate(out, stored).stored()
+    in_memory = collate(plan, positions, results).stored()
     assert json.loads((tmp_path / "results.json").read_text()) == in_memory
     assert summary == in_memory  # fewer than PREVIEW_ROWS: the preview is every row
     assert in_memory["status"] == "PARTIAL" and in_memory["positionCount"] == 53
@@ -58,7 +58,7 @@ def fails_on_shard(shard: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """Make one shard's pricing raise, in this process and in the worker processes it forks."""
     real = price.price_chunk
 
-    def price_chunk(plan: dict[str, Any], index: int, positions: Any, chunk: int) -> dict[str, Any]:
+    def price_chunk(plan: mc.Plan, index: int, positions: Any, chunk: int) -> mc.ChunkSums:
         if index == shard:
             raise RuntimeError(f"shard {index} broke")
         return real(plan, index, positions, chunk)

@@ -138,8 +138,8 @@ pytestmark = pytest.mark.usefixtures("ql_valuation_date")
 
 def run_pipeline(doc: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
     plan, positions = preprocess(parse_portfolio(json.dumps(doc), "test.json"), "test-job", **kwargs)
-    shards = range(int(plan["shards"]))
-    return collate(plan, positions, [price_shard(plan, s, shard_slice(plan, positions, s)) for s in shards])
+    shards = range(plan.shards)
+    return collate(plan, positions, [price_shard(plan, s, shard_slice(plan, positions, s)) for s in shards]).stored()
 
 
 def ql_date(iso: str) -> ql.Date:

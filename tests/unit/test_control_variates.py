@@ -44,11 +44,11 @@ def estimates(heston: dict[str, float], paths: int, years: int = 7, seed: int = 
         ],
     }
     plan, positions = preprocess(parse_portfolio(json.dumps(doc), "cv.json"), "cv")
-    layout = montecarlo.SamplingLayout.from_doc(plan["simulation"])
+    layout = montecarlo.SamplingLayout.of(plan.simulation)
     parts = [montecarlo.price_chunk(plan, 0, positions, c) for c in range(layout.chunks)]
-    result = montecarlo.shard_result(plan, 0, positions, parts)
+    result = montecarlo.shard_result(plan, 0, positions, parts).stored()
     n = layout.blocks * layout.pairs_per_block
-    shift = math.exp(-RATE * plan["observationTimes"][-1])
+    shift = math.exp(-RATE * plan.observation_times[-1])
     out = []
     for key, position in zip(parts[0].notes, result["positions"], strict=True):
         sy = sum(float(part.notes[key].sum_y.sum()) for part in parts)

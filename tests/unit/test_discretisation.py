@@ -103,8 +103,9 @@ def run(steps_per_year: int) -> tuple[dict[str, Any], list[list[float]]]:
     # one position per shard: each shard's block totals are its position's block means
     text = portfolio_text(steps_per_year)
     plan, positions = preprocess(parse_portfolio(text, "discretisation.json"), "disc", positions_per_job=1)
-    shards = [price_shard(plan, s, shard_slice(plan, positions, s)) for s in range(int(plan["shards"]))]
-    return collate(plan, positions, shards), [[math.fsum(parts) for parts in s["blockTotals"]] for s in shards]
+    shards = [price_shard(plan, s, shard_slice(plan, positions, s)) for s in range(plan.shards)]
+    totals = [[math.fsum(parts) for parts in s.block_totals or []] for s in shards]
+    return collate(plan, positions, shards).stored(), totals
 
 
 def test_doubling_steps_per_year_moves_pvs_by_less_than_one_standard_error(
@@ -116,7 +117,7 @@ def test_doubling_steps_per_year_moves_pvs_by_less_than_one_standard_error(
     about a third of the PVs' standard error (coupling imperfect because the payoffs are digital-like).
     """
     plan, _ = preprocess(parse_portfolio(portfolio_text(DEFAULT_STEPS), "discretisation.json"), "disc")
-    obs = np.array(plan["observationTimes"])
+    obs = np.array(plan.observation_times)
     kappa = WORKSHOP_HESTON["kappa"]
     coupled = CoupledNormals([build_grid(obs, s, kappa=kappa) for s in (DEFAULT_STEPS, 2 * DEFAULT_STEPS)])
     generators = {"block_normals": coupled.block, "chunk_normals": coupled.chunk,

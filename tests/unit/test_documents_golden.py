@@ -21,6 +21,7 @@ from batchpipe.pipelines import montecarlo as mc
 from batchpipe.pipelines import render as rp
 from batchpipe.pipelines.montecarlo import streaming
 from batchpipe.pipelines.portfolio import load_portfolio
+from batchpipe.pipelines.render_documents import VideoInfo
 
 GOLDEN = Path(__file__).resolve().parents[1] / "data" / "golden"
 MC = GOLDEN / "montecarlo"
@@ -55,7 +56,7 @@ def test_montecarlo_shard_results_are_the_same_documents(tmp_path: Path, shard: 
     for name in ("plan.json", "positions.jsonl"):
         shutil.copy(MC / name, tmp_path / name)
     layout = RunLayout.at(str(tmp_path))
-    plan = layout.read_plan()
+    plan = streaming.read_plan(layout)
     result = mc.price_shard(plan, shard, streaming.read_shard_positions(layout, plan, shard))
     layout.write_json(layout.shard(shard), result)
     got = json.loads((tmp_path / layout.shard(shard)).read_text())
@@ -70,7 +71,7 @@ def test_montecarlo_collate_writes_the_same_bytes(tmp_path: Path, shards: list[i
     for s in shards:
         shutil.copy(MC / RunLayout.shard(s), tmp_path / RunLayout.shard(s))
     layout = RunLayout.at(str(tmp_path))
-    streaming.collate(layout, layout.read_plan())
+    streaming.collate(layout, streaming.read_plan(layout))
     for name in ("results.json", "results.csv", "summary.json"):
         assert _bytes(tmp_path / name) == _bytes(expected / name), name
 
@@ -85,9 +86,9 @@ def test_render_plan_is_the_same_bytes(tmp_path: Path) -> None:
 @pytest.mark.parametrize("partial", [False, True])
 def test_render_results_are_the_same_bytes(tmp_path: Path, partial: bool) -> None:
     layout = RunLayout.at(str(tmp_path))
-    plan = RunLayout.at(str(RENDER)).read_plan()
     done = RunLayout.at(str(RENDER))
-    first = done.shard_result(plan, 0)
+    plan = rp.read_plan(done)
+    first, second = rp.shard_results(done, plan)
     if partial:
         message = (
             "shard 1: Blender exited with code 1; frames missing or invalid: 6 (no such file); log tail: Error: boom"
@@ -99,10 +100,10 @@ def test_render_results_are_the_same_bytes(tmp_path: Path, partial: bool) -> Non
         expected = RENDER / "partial" / "render.json"
     else:
         video = json.loads((RENDER / "render.json").read_text())["videoInfo"]
-        doc = rp.collate(plan, [first, done.shard_result(plan, 1)], video, "output.mp4")
+        doc = rp.collate(plan, [first, second], VideoInfo.read(video), "output.mp4")
         expected = RENDER / "render.json"
     layout.write_json(layout.render_result, doc, indent=2)
     assert _bytes(tmp_path / "render.json") == _bytes(expected)
     for s in (0, 1):  # a stored shard result reads back and is written again as the same bytes
-        layout.write_json(layout.shard(s), done.shard_result(plan, s))
+        layout.write_json(layout.shard(s), rp.shard_results(done, plan)[s])
         assert _bytes(tmp_path / layout.shard(s)) == _bytes(RENDER / layout.shard(s))

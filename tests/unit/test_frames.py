@@ -297,10 +297,10 @@ def test_preprocess_real_file_and_frames_per_job_as_the_workshop_passes_it(tmp_p
     blend = tmp_path / "vfx.blend"
     blend.write_bytes(real_blend)
     for per_job in ("1", 1, " 1 "):
-        plan = preprocess(blend, "job", per_job)
+        plan = preprocess(blend, "job", per_job).stored()
         assert plan["framesPerJob"] == plan["framesPerJobRequested"] == 1
         assert plan["shards"] == plan["frames"] == 250
-    plan = preprocess(blend, "job", "4", frames=(5, 11), resolution_percentage=50, samples=2)
+    plan = preprocess(blend, "job", "4", frames=(5, 11), resolution_percentage=50, samples=2).stored()
     assert (plan["frameStart"], plan["frameEnd"], plan["frames"], plan["shards"]) == (5, 11, 7, 2)
     assert plan["outputSize"] == [960, 540] and plan["resolution"] == [1920, 1080]
     assert plan["compression"] == "none" and plan["scene"] == "Scene" and plan["frameRate"] == "24/1"
@@ -310,7 +310,7 @@ def test_preprocess_real_file_and_frames_per_job_as_the_workshop_passes_it(tmp_p
 def test_preprocess_caps_the_array_size(tmp_path: Path, real_blend: bytes) -> None:
     blend = tmp_path / "vfx.blend"
     blend.write_bytes(real_blend)
-    plan = preprocess(blend, "job", "1", frames=(1, 25_000))
+    plan = preprocess(blend, "job", "1", frames=(1, 25_000)).stored()
     assert plan["framesPerJobRequested"] == 1 and plan["framesPerJob"] == 3
     assert plan["shards"] == 8334 <= MAX_ARRAY_SIZE
 
@@ -365,5 +365,5 @@ def test_preprocess_missing_file_and_bad_options(tmp_path: Path, real_blend: byt
     assert "no frames" in _input_error(blend, frames=(10, 5))
     assert "resolution percentage" in _input_error(blend, resolution_percentage=0)
     assert "samples" in _input_error(blend, samples=0)
-    assert preprocess(blend, "j", 1, source="s3://b/vfx.blend")["input"] == "s3://b/vfx.blend"
+    assert preprocess(blend, "j", 1, source="s3://b/vfx.blend").input == "s3://b/vfx.blend"
     assert _input_error(tmp_path / "gone.blend", source="s3://b/gone.blend") == "s3://b/gone.blend: no such file"

@@ -249,9 +249,9 @@ def test_pipeline_grid_follows_the_plans_kappa() -> None:
     }
     plan, _ = preprocess(parse_portfolio(json.dumps(doc), "grid.json"), "grid")
     grid = price._grid(plan)
-    assert plan["simulation"]["stepsPerYear"] == 12
+    assert plan.simulation.steps_per_year == 12
     assert 400.0 * np.max(np.diff(grid.times)) <= KAPPA_DT_LIMIT * (1 + 1e-9)
-    assert grid.steps >= plan["observationTimes"][-1] * 400.0 / KAPPA_DT_LIMIT
+    assert grid.steps >= plan.observation_times[-1] * 400.0 / KAPPA_DT_LIMIT
 
 
 @pytest.mark.parametrize("kappa", [-1.0, math.inf, math.nan])

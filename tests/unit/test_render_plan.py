@@ -19,6 +19,7 @@ from batchpipe.pipelines.render import (
     preprocess,
     rendered_shards,
 )
+from batchpipe.pipelines.render_documents import RenderPlan, RenderShardResult
 from batchpipe.rendering.frames import frame_filename
 from tests.unit.test_frames import REAL_BLEND, make_png
 
@@ -30,7 +31,7 @@ def blend(tmp_path: Path) -> Path:
     return path
 
 
-def plan_of(blend: Path, **options: Any) -> dict[str, Any]:
+def plan_of(blend: Path, **options: Any) -> RenderPlan:
     args: dict[str, Any] = {"frames": (1, 8), "resolution_percentage": None, "samples": None} | options
     per_job = args.pop("frames_per_job", 2)
     return preprocess(blend, args.pop("job", "job"), per_job, **args)
@@ -38,12 +39,12 @@ def plan_of(blend: Path, **options: Any) -> dict[str, Any]:
 
 def test_the_plan_hash_follows_what_the_frames_depend_on(blend: Path, tmp_path: Path) -> None:
     base = plan_of(blend)
-    assert base["blendSha256"] and len(base["planHash"]) == 24
+    assert base.blend_sha256 and len(base.plan_hash) == 24
     moved = tmp_path / "elsewhere" / "renamed.blend"
     moved.parent.mkdir()
     moved.write_bytes(blend.read_bytes())
-    assert plan_of(moved)["planHash"] == base["planHash"]  # the same bytes elsewhere: the same frames
-    assert plan_of(blend, job="other")["planHash"] == base["planHash"]
+    assert plan_of(moved).plan_hash == base.plan_hash  # the same bytes elsewhere: the same frames
+    assert plan_of(blend, job="other").plan_hash == base.plan_hash
     changed = {
         "samples": plan_of(blend, samples=2),
         "percentage": plan_of(blend, resolution_percentage=50),
@@ -53,36 +54,52 @@ def test_the_plan_hash_follows_what_the_frames_depend_on(blend: Path, tmp_path: 
     edited = tmp_path / "edited.blend"
     edited.write_bytes(blend.read_bytes() + b"\0")  # one byte more: another file
     changed["bytes"] = plan_of(edited)
-    hashes = {name: plan["planHash"] for name, plan in changed.items()}
-    assert base["planHash"] not in hashes.values() and len(set(hashes.values())) == len(hashes)
+    hashes = {name: plan.plan_hash for name, plan in changed.items()}
+    assert base.plan_hash not in hashes.values() and len(set(hashes.values())) == len(hashes)
+
+
+def stored(doc: dict[str, Any]) -> RenderShardResult | None:
+    """A shard result as a run reads it back: None when the file is not one (`RunLayout.shard_result`)."""
+    try:
+        return RenderShardResult.read(doc)
+    except ValueError:
+        return None
 
 
 def test_only_a_finished_result_of_the_same_plan_is_complete(blend: Path) -> None:
     plan = plan_of(blend)
     frames = frames_of_shard(plan, 1)
-    done = {"jobName": "job", "shard": 1, "planHash": plan["planHash"], "frames": frames, "rendered": frames,
-            "missing": [], "error": None}  # fmt: skip
-    assert is_complete(plan, 1, done)
+    done = {"jobName": "job", "shard": 1, "planHash": plan.plan_hash, "frames": frames, "rendered": frames,
+            "missing": [], "error": None, "seconds": 1.0}  # fmt: skip
+    assert is_complete(plan, 1, stored(done))
     assert not is_complete(plan, 1, None)
-    assert not is_complete(plan, 2, done)
-    assert not is_complete(plan, 1, {**done, "planHash": plan_of(blend, samples=3)["planHash"]})
-    assert not is_complete(plan, 1, {k: v for k, v in done.items() if k != "planHash"})  # before plan hashes
-    assert not is_complete(plan, 1, {**done, "rendered": frames[:1], "missing": frames[1:]})
-    assert not is_complete(plan, 1, {**done, "error": "shard 1: Blender exited with code 1"})
+    assert not is_complete(plan, 2, stored(done))
+    assert not is_complete(plan, 1, stored({**done, "planHash": plan_of(blend, samples=3).plan_hash}))
+    assert not is_complete(plan, 1, stored({k: v for k, v in done.items() if k != "planHash"}))  # before hashes
+    assert not is_complete(plan, 1, stored({**done, "rendered": frames[:1], "missing": frames[1:]}))
+    assert not is_complete(plan, 1, stored({**done, "error": "shard 1: Blender exited with code 1"}))
     assert not is_complete(plan, 1, failed_shard(plan, 1, "boom"))
 
 
-def finished_run(output: str, plan: dict[str, Any]) -> dict[int, dict[str, Any]]:
+def finished_run(output: str, plan: RenderPlan) -> dict[int, RenderShardResult]:
     """What a run that rendered every shard leaves at `output`: each frame a PNG of the plan's size, each shard's
     complete result; returns the results."""
-    png = make_png(*plan["outputSize"])
+    png = make_png(*plan.output_size)
     results = {}
-    for shard in range(plan["shards"]):
+    for shard in range(plan.shards):
         frames = frames_of_shard(plan, shard)
         for f in frames:
             storage.write_bytes(storage.join(output, "frames", frame_filename(f)), png)
-        results[shard] = {"jobName": plan["jobName"], "shard": shard, "planHash": plan["planHash"], "frames": frames,
-                          "rendered": frames, "missing": [], "error": None, "seconds": 1.0}  # fmt: skip
+        results[shard] = RenderShardResult(
+            job_name=plan.job_name,
+            shard=shard,
+            plan_hash=plan.plan_hash,
+            frames=frames,
+            rendered=frames,
+            missing=[],
+            error=None,
+            seconds=1.0,
+        )
         RunLayout.at(output).write_json(RunLayout.shard(shard), results[shard])
     return results
 
@@ -98,7 +115,7 @@ def test_a_directory_keeps_the_shards_whose_frames_are_all_valid_pngs(blend: Pat
     cut.write_bytes(cut.read_bytes()[:-20])
     assert set(rendered_shards(output, plan, check)) == {0, 3}  # shards 1 and 2 are rendered again
     assert rendered_shards(output, plan, check, [1, 3]) == {3: results[3]}
-    RunLayout.at(output).write_json(RunLayout.shard(3), results[3] | {"jobName": "other"})  # another job's
+    RunLayout.at(output).write_json(RunLayout.shard(3), results[3].model_copy(update={"job_name": "other"}))
     assert set(rendered_shards(output, plan, check)) == {0}
     assert not check(str(tmp_path / "out" / "frames" / "0006.png"))
     wrong_size = frame_check(output, plan_of(blend, resolution_percentage=10))

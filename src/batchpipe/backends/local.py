@@ -29,7 +29,9 @@ from batchpipe.pipelines import montecarlo as mc
 from batchpipe.pipelines import render as rp
 from batchpipe.pipelines.montecarlo import price as mc_price
 from batchpipe.pipelines.montecarlo import streaming
+from batchpipe.pipelines.montecarlo.documents import Plan, Results, ShardResult
 from batchpipe.pipelines.portfolio import Portfolio
+from batchpipe.pipelines.render_documents import RenderPlan, RenderResult, RenderShardResult
 from batchpipe.progress import Progress
 from batchpipe.rendering.frames import frame_filename, threads_per_process
 
@@ -53,20 +55,20 @@ def worker_count(requested: int | None, work: int, what: str) -> tuple[int, str 
     return n, f"--workers {requested}: using {n} ({why})"
 
 
-def _init_worker(plan: Doc, output_dir: str) -> None:
+def _init_worker(plan: Plan, output_dir: str) -> None:
     _WORKER.clear()
     _WORKER.update(plan=plan, layout=RunLayout.at(output_dir), shard=None, positions=[])
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
-def _price_task(task: tuple[int, int]) -> Doc | mc.ChunkSums:
+def _price_task(task: tuple[int, int]) -> ShardResult | mc.ChunkSums:
     """One chunk of one shard, or the whole shard's result when it has one chunk (the fold then runs in the worker,
     not in the parent); a worker reads its shard's positions once, for all the chunks it gets."""
     shard, chunk = task
-    plan = _WORKER["plan"]
+    plan: Plan = _WORKER["plan"]
     if _WORKER["shard"] != shard:
         _WORKER.update(shard=shard, positions=streaming.read_shard_positions(_WORKER["layout"], plan, shard))
-    if int(plan["simulation"]["chunks"]) == 1:
+    if plan.simulation.chunks == 1:
         return mc_price.price_shard(plan, shard, _WORKER["positions"])
     return mc_price.price_chunk(plan, shard, _WORKER["positions"], chunk)
 
@@ -166,24 +168,24 @@ def run_montecarlo(
     with rundir.claim(Path(output_dir), "montecarlo", job_name, force=force, input_name=portfolio.source,
                       warn=progress.warn) as run:  # fmt: skip
         doc = _price(builder, job_name, output_dir, progress, workers, fresh, run.earlier is not None)
-        run.finish(doc["status"])
-    return RunSummary("montecarlo", job_name, doc["status"], str(output_dir), doc)
+        run.finish(doc.status)
+    return RunSummary("montecarlo", job_name, doc.status, str(output_dir), doc.stored())
 
 
 def _price(builder: mc.PlanBuilder, job_name: str, output_dir: str, progress: Progress, workers: int | None,
-           fresh: bool, resumable: bool) -> Doc:  # fmt: skip
+           fresh: bool, resumable: bool) -> Results:  # fmt: skip
     layout = RunLayout.at(output_dir)
     plan = streaming.write_plan(layout, builder)
-    shards = int(plan["shards"])
+    shards = plan.shards
     done: set[int] = set() if fresh or not resumable else streaming.complete_shards(layout, plan)
     if done:
         progress.warn(f"resuming {job_name}: {len(done)} of {shards} shards already priced (--fresh starts over)")
-    chunks = int(plan["simulation"]["chunks"])
+    chunks = plan.simulation.chunks
     tasks = [(s, c) for s in range(shards) if s not in done for c in range(chunks)]
     parts: dict[int, list[mc.ChunkSums]] = {}
     finished = len(done)
 
-    def on_result(task: tuple[int, int], part: Doc | mc.ChunkSums | None, exc: BaseException | None) -> None:
+    def on_result(task: tuple[int, int], part: ShardResult | mc.ChunkSums | None, exc: BaseException | None) -> None:
         nonlocal finished
         shard, _ = task
         if shard in done:  # an earlier chunk of this shard failed
@@ -196,7 +198,7 @@ def _price(builder: mc.PlanBuilder, job_name: str, output_dir: str, progress: Pr
             parts.pop(shard, None)
             result = mc.failed_shard(plan, shard, streaming.read_shard_positions(layout, plan, shard), msg)
         elif chunks == 1:
-            assert isinstance(part, dict)  # the shard's result, folded in the worker
+            assert isinstance(part, ShardResult)  # the shard's result, folded in the worker
             result = part
             finished += 1
         else:
@@ -216,7 +218,7 @@ def _price(builder: mc.PlanBuilder, job_name: str, output_dir: str, progress: Pr
         progress.warn(note)
     progress.stage(
         "price",
-        f"Pricing {plan['positionCount']:,} positions x {plan['simulation']['paths']:,} paths",
+        f"Pricing {plan.position_count:,} positions x {plan.simulation.paths:,} paths",
         total=len(tasks),
     )
     try:
@@ -263,40 +265,36 @@ def run_render(
     with rundir.claim(output_dir, "render", job_name, force=force, input_name=str(blend),
                       warn=progress.warn) as run:  # fmt: skip
         doc = _render(plan, blend, job_name, output_dir, progress, workers, fresh, run.earlier is not None)
-        run.finish(doc["status"])
-    return RunSummary("render", job_name, doc["status"], str(output_dir), doc)
+        run.finish(doc.status)
+    return RunSummary("render", job_name, doc.status, str(output_dir), doc.stored())
 
 
-def _earlier_plan(output_dir: Path) -> Doc | None:
+def _earlier_plan(output_dir: Path) -> RenderPlan | None:
+    """The plan of the render run already in the directory, if it left a readable one."""
     try:
-        return RunLayout.at(str(output_dir)).read_plan()
+        return rp.read_plan(RunLayout.at(str(output_dir)))
     except (FileNotFoundError, ValueError):
         return None
 
 
-def _remove_plan_files(output_dir: Path, plan: Doc) -> None:
+def _remove_plan_files(output_dir: Path, plan: RenderPlan) -> None:
     """Delete what a render plan wrote, by name: its frames, shard logs and shard results (nothing else)."""
-    try:
-        shards = range(int(plan["shards"]))
-        frames = rp.all_frames(plan)
-    except (KeyError, TypeError, ValueError):
-        return
-    for f in frames:
+    for f in rp.all_frames(plan):
         (output_dir / RunLayout.frame(f)).unlink(missing_ok=True)
-    for shard in shards:
+    for shard in range(plan.shards):
         (output_dir / RunLayout.log(shard)).unlink(missing_ok=True)
         (output_dir / RunLayout.shard(shard)).unlink(missing_ok=True)
 
 
-def _render(plan: Doc, blend: Path, job_name: str, output_dir: Path, progress: Progress, workers: int | None,
-            fresh: bool, resumable: bool) -> Doc:  # fmt: skip
+def _render(plan: RenderPlan, blend: Path, job_name: str, output_dir: Path, progress: Progress,
+            workers: int | None, fresh: bool, resumable: bool) -> RenderResult:  # fmt: skip
     out = str(output_dir)
     layout = RunLayout.at(out)
-    shards = int(plan["shards"])
+    shards = plan.shards
     frames_dir = output_dir / layout.frames
     logs_dir = output_dir / layout.logs
     earlier = _earlier_plan(output_dir) if resumable else None
-    same_plan = earlier is not None and earlier.get("planHash") == plan["planHash"]  # else the frames are not its
+    same_plan = earlier is not None and earlier.plan_hash == plan.plan_hash  # else the frames are not its
     kept = rp.rendered_shards(out, plan, rp.frame_check(out, plan)) if same_plan and not fresh else {}
     if kept:
         progress.warn(f"resuming {job_name}: {len(kept)} of {shards} shards already rendered (--fresh starts over)")
@@ -315,12 +313,12 @@ def _render(plan: Doc, blend: Path, job_name: str, output_dir: Path, progress: P
     if note:
         progress.warn(note)
     threads = threads_per_process(default_workers(), n_workers)
-    results: list[Doc | None] = [kept.get(s) for s in range(shards)]
+    results: list[RenderShardResult | None] = [kept.get(s) for s in range(shards)]
     lock = threading.Lock()
     stopping = threading.Event()
     blenders: list[subprocess.Popen[str]] = []
     to_render = sum(len(rp.frames_of_shard(plan, s)) for s in todo)
-    progress.stage("render", f"Rendering {to_render} frames of {plan['scene']!r}", total=to_render)
+    progress.stage("render", f"Rendering {to_render} frames of {plan.scene!r}", total=to_render)
 
     def started(proc: subprocess.Popen[str]) -> None:
         with lock:
@@ -328,7 +326,7 @@ def _render(plan: Doc, blend: Path, job_name: str, output_dir: Path, progress: P
             if stopping.is_set():  # Ctrl-C came while this shard was starting
                 proc.terminate()
 
-    def one(shard: int) -> Doc:
+    def one(shard: int) -> RenderShardResult:
         def saved(_frame: int) -> None:
             with lock:
                 progress.advance()
@@ -345,8 +343,8 @@ def _render(plan: Doc, blend: Path, job_name: str, output_dir: Path, progress: P
             result = rp.failed_shard(plan, shard, f"shard {shard} failed: {exc}") if exc else fut.result()
             results[shard] = result
             layout.write_json(layout.shard(shard), result)
-            if result["error"]:
-                progress.warn(result["error"])
+            if result.error:
+                progress.warn(result.error)
     except KeyboardInterrupt:
         stopping.set()
         pool.shutdown(wait=False, cancel_futures=True)
@@ -354,7 +352,7 @@ def _render(plan: Doc, blend: Path, job_name: str, output_dir: Path, progress: P
             running = list(blenders)
         _stop_processes(running)
         pool.shutdown(wait=True)
-        done = sum(1 for r in results if r is not None and not r["error"])
+        done = sum(1 for r in results if r is not None and not r.error)
         raise Interrupted(
             f"interrupted: {done} of {shards} shards rendered and kept in {frames_dir}",
             f"run the same command with --job-name {job_name} to resume",
@@ -362,7 +360,7 @@ def _render(plan: Doc, blend: Path, job_name: str, output_dir: Path, progress: P
     finally:
         pool.shutdown(wait=True)
     video = None
-    if all(r is not None and not r["missing"] for r in results):
+    if all(r is not None and not r.missing for r in results):
         progress.stage("stitch", f"Stitching {layout.video}")
         video = rp.stitch(plan, frames_dir, output_dir / layout.video)
     doc = rp.collate(plan, results, video, layout.video if video else None)
@@ -404,24 +402,24 @@ def run_status(directory: Path) -> Doc:
     info = rundir.describe(directory)
     if info is None:
         raise InputError(f"{directory}: not a batchpipe run directory")
+    layout = RunLayout.at(str(directory))
+    extra: Doc
     try:
-        layout = RunLayout.at(str(directory))
-        plan = layout.read_plan()
+        if catalog.pipeline(info["pipeline"]).counts_frames:
+            render_plan = rp.read_plan(layout)
+            results = rp.shard_results(layout, render_plan)
+            ok = [r for r in results if r is not None and r.plan_hash == render_plan.plan_hash]
+            done = sum(1 for r in ok if not (r.error or r.missing))
+            names = {frame_filename(f) for f in rp.all_frames(render_plan)}
+            frames = {"rendered": len(names & _names(directory / layout.frames)), "total": len(names)}
+            extra = {"shards": render_plan.shards, "shardsDone": done, "frames": frames}
+        else:
+            plan = streaming.read_plan(layout)
+            stored = (streaming.shard_result(layout, plan, s) for s in range(plan.shards))
+            done = sum(1 for r in stored if r is not None and r.plan_hash == plan.plan_hash)
+            extra = {"shards": plan.shards, "shardsDone": done, "positions": plan.position_count}
     except (FileNotFoundError, ValueError):
         return info | {"shards": None, "shardsDone": None}
-    shards = int(plan.get("shards") or 0)
-    done = 0
-    for shard in range(shards):
-        result = layout.shard_result(plan, shard)
-        if result is not None and result.get("planHash") == plan.get("planHash") and not (
-                result.get("error") or result.get("missing")):  # fmt: skip
-            done += 1
-    extra: Doc = {"shards": shards, "shardsDone": done}
-    if catalog.pipeline(info["pipeline"]).counts_frames:
-        names = {frame_filename(f) for f in rp.all_frames(plan)}
-        extra["frames"] = {"rendered": len(names & _names(directory / layout.frames)), "total": len(names)}
-    elif "positionCount" in plan:
-        extra["positions"] = plan["positionCount"]
     return info | extra
 
 

@@ -33,18 +33,18 @@ def preprocess(args: argparse.Namespace) -> None:
     builder = mc.PlanBuilder(parse_portfolio(text, args.input), args.job_name, args.positions_per_job)
     layout = RunLayout.at(args.output)
     plan = streaming.write_plan(layout, builder)
-    print(json.dumps({"shards": plan["shards"], "planUri": layout.uri(layout.plan)}))
+    print(json.dumps({"shards": plan.shards, "planUri": layout.uri(layout.plan)}))
 
 
 def price(args: argparse.Namespace) -> None:
     layout = RunLayout.at(args.output)
-    plan = layout.read_plan()
+    plan = streaming.read_plan(layout)
     shard = shard_index(args.shard)
-    if not 0 <= shard < int(plan["shards"]):
-        raise InputError(f"shard {shard} out of range: the plan has {plan['shards']} shards")
+    if not 0 <= shard < plan.shards:
+        raise InputError(f"shard {shard} out of range: the plan has {plan.shards} shards")
     uri = layout.uri(layout.shard(shard))
     positions = streaming.read_shard_positions(layout, plan, shard)
-    if args.resume and mc.is_complete(plan, shard, positions, layout.shard_result(plan, shard)):
+    if args.resume and mc.is_complete(plan, shard, positions, streaming.shard_result(layout, plan, shard)):
         print(json.dumps({"shard": shard, "resultUri": uri, "skipped": "already complete"}))
         return
     layout.write_json(layout.shard(shard), mc.price_shard(plan, shard, positions))
@@ -53,9 +53,9 @@ def price(args: argparse.Namespace) -> None:
 
 def collate(args: argparse.Namespace) -> None:
     layout = RunLayout.at(args.output)
-    doc = streaming.collate(layout, layout.read_plan())
-    print(json.dumps({"status": doc["status"], "totalPv": doc["totalPv"]}))
-    if doc["status"] == "FAILED":
+    doc = streaming.collate(layout, streaming.read_plan(layout))
+    print(json.dumps({"status": doc.status, "totalPv": doc.total_pv}))
+    if doc.status == "FAILED":
         sys.exit(1)
 
 

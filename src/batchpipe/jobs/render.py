@@ -27,6 +27,7 @@ from batchpipe.errors import InputError
 from batchpipe.jobs.common import run_stage, shard_index
 from batchpipe.layout import RunLayout
 from batchpipe.pipelines import render as rp
+from batchpipe.pipelines.render_documents import RenderPlan
 from batchpipe.rendering.frames import frame_filename
 from batchpipe.storage import store_for
 
@@ -47,32 +48,32 @@ def preprocess(args: argparse.Namespace) -> None:
     with local_copy(args.input, ".blend") as blend:
         plan = rp.preprocess(blend, args.job_name, args.frames_per_job, source=args.input)
     layout.write_json(layout.plan, plan)
-    print(json.dumps({"shards": plan["shards"], "frames": plan["frames"], "planUri": layout.uri(layout.plan)}))
+    print(json.dumps({"shards": plan.shards, "frames": plan.frames, "planUri": layout.uri(layout.plan)}))
 
 
 def render(args: argparse.Namespace) -> None:
     layout = RunLayout.at(args.output)
-    plan = layout.read_plan()
+    plan = rp.read_plan(layout)
     shard = shard_index(args.shard)
-    if not 0 <= shard < int(plan["shards"]):
-        raise InputError(f"shard {shard} out of range: the plan has {plan['shards']} shards")
+    if not 0 <= shard < plan.shards:
+        raise InputError(f"shard {shard} out of range: the plan has {plan.shards} shards")
     if args.resume and already_rendered(args.output, plan, shard):
         print(json.dumps({"shard": shard, "resultUri": layout.uri(layout.shard(shard)),
                           "skipped": "already complete"}))  # fmt: skip
         return
     store = layout.store
-    with local_copy(plan["input"], ".blend") as blend, store.local_dir(layout.frames) as frames_dir:
+    with local_copy(plan.input, ".blend") as blend, store.local_dir(layout.frames) as frames_dir:
         result = rp.render_shard(plan, shard, blend, frames_dir, threads=args.threads or default_workers())
-        for f in result["rendered"]:
+        for f in result.rendered:
             store.publish(layout.frame(f), frames_dir / frame_filename(f), keep=True)
     layout.write_json(layout.shard(shard), result)
-    print(json.dumps({"shard": shard, "rendered": len(result["rendered"]), "missing": result["missing"]}))
-    if result["error"]:
-        print(f"error: {result['error']}", file=sys.stderr)
+    print(json.dumps({"shard": shard, "rendered": len(result.rendered), "missing": result.missing}))
+    if result.error:
+        print(f"error: {result.error}", file=sys.stderr)
         sys.exit(1)
 
 
-def already_rendered(output: str, plan: rp.Doc, shard: int) -> bool:
+def already_rendered(output: str, plan: RenderPlan, shard: int) -> bool:
     """Whether the shard's stored result is complete for this plan and every one of its frames is in place (a
     valid PNG in a directory, the object in S3): `batchpipe.pipelines.render.rendered_shards` for this shard."""
     return shard in rp.rendered_shards(output, plan, rp.frame_check(output, plan), [shard])
@@ -83,10 +84,10 @@ def stitch(args: argparse.Namespace) -> None:
     plan's frame names; a frame not there is left to stitch to report)."""
     layout = RunLayout.at(args.output)
     store = layout.store
-    plan = layout.read_plan()
-    results = layout.shard_results(plan)
+    plan = rp.read_plan(layout)
+    results = rp.shard_results(layout, plan)
     video = None
-    complete = all(r is not None and not r["missing"] for r in results)
+    complete = all(r is not None and not r.missing for r in results)
     wanted = [frame_filename(f) for f in rp.all_frames(plan)] if complete else []
     with store.local_dir(layout.frames, fetch=wanted) as frames_dir:
         if complete:
@@ -96,8 +97,8 @@ def stitch(args: argparse.Namespace) -> None:
                 store.publish(layout.video, video_path)
     doc = rp.collate(plan, results, video, layout.video if video else None)
     layout.write_json(layout.render_result, doc, indent=2)
-    print(json.dumps({"status": doc["status"], "video": doc["video"], "missingFrames": doc["missingFrameRanges"]}))
-    if doc["status"] != "SUCCEEDED":
+    print(json.dumps({"status": doc.status, "video": doc.video, "missingFrames": doc.missing_frame_ranges}))
+    if doc.status != "SUCCEEDED":
         sys.exit(1)
 
 

@@ -16,11 +16,18 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Literal
 
 from batchpipe import storage
 from batchpipe.errors import BatchpipeError, InputError
 from batchpipe.layout import RunLayout
+from batchpipe.pipelines.render_documents import (
+    RenderPlan,
+    RenderPlanBody,
+    RenderResult,
+    RenderShardResult,
+    VideoInfo,
+)
 from batchpipe.rendering.blendfile import BlendError, inspect_blend
 from batchpipe.rendering.commands import blender_render_args, ffmpeg_stitch_args, ffprobe_args
 from batchpipe.rendering.frames import (
@@ -36,8 +43,6 @@ from batchpipe.rendering.pngcheck import png_problem
 
 PLAN_VERSION = 1
 LOG_TAIL_LINES = 15
-
-Doc = dict[str, Any]
 
 
 def tool(name: str) -> str:
@@ -77,7 +82,7 @@ def preprocess(
     frames: tuple[int, int] | None = None,
     resolution_percentage: int | None = None,
     samples: int | None = None,
-) -> Doc:
+) -> RenderPlan:
     """Inspect the file and plan the shards. Bad input raises InputError before anything renders."""
     name = source or str(blend)
     per_job = parse_frames_per_job(frames_per_job)
@@ -105,32 +110,31 @@ def preprocess(
     effective = max(per_job, -(-rng.count // MAX_ARRAY_SIZE))
     with blend.open("rb") as fh:
         blend_hash = hashlib.file_digest(fh, "sha256").hexdigest()
-    plan: Doc = {
-        "version": PLAN_VERSION,
-        "pipeline": "render",
-        "jobName": job_name,
-        "input": name,
-        "scene": info.scene,
-        "engine": info.engine,
-        "compression": info.compression,
-        "blenderVersion": info.blender_version,
-        "blendSha256": blend_hash,
-        "frameStart": rng.start,
-        "frameEnd": rng.end,
-        "frameStep": rng.step,
-        "frames": rng.count,
-        "fps": float(rate),
-        "frameRate": f"{rate.numerator}/{rate.denominator}",
-        "resolution": [info.width, info.height],
-        "resolutionPercentage": percentage,
-        "outputSize": list(output_size(info.width, info.height, percentage)),
-        "samples": samples,
-        "framesPerJobRequested": per_job,
-        "framesPerJob": effective,
-        "shards": shard_count(rng.count, effective),
-    }
-    plan["planHash"] = plan_hash(plan)
-    return plan
+    body = RenderPlanBody(
+        version=PLAN_VERSION,
+        pipeline="render",
+        job_name=job_name,
+        input=name,
+        scene=info.scene,
+        engine=info.engine,
+        compression=info.compression,
+        blender_version=info.blender_version,
+        blend_sha256=blend_hash,
+        frame_start=rng.start,
+        frame_end=rng.end,
+        frame_step=rng.step,
+        frames=rng.count,
+        fps=float(rate),
+        frame_rate=f"{rate.numerator}/{rate.denominator}",
+        resolution=[info.width, info.height],
+        resolution_percentage=percentage,
+        output_size=list(output_size(info.width, info.height, percentage)),
+        samples=samples,
+        frames_per_job_requested=per_job,
+        frames_per_job=effective,
+        shards=shard_count(rng.count, effective),
+    )
+    return RenderPlan(**dict(body), plan_hash=plan_hash(body))
 
 
 # What a frame's pixels and a shard's frames depend on. Not the input's path or name (a moved file with the same
@@ -139,31 +143,31 @@ FINGERPRINT = ("version", "blendSha256", "scene", "engine", "frameStart", "frame
                "resolutionPercentage", "outputSize", "samples", "framesPerJob", "shards")  # fmt: skip
 
 
-def plan_hash(plan: Doc) -> str:
+def plan_hash(plan: RenderPlanBody) -> str:
     """A fingerprint of everything the frames depend on (preprocess stores it in the plan as "planHash")."""
-    content = {k: plan.get(k) for k in FINGERPRINT}
+    stored = plan.stored()
+    content = {k: stored[k] for k in FINGERPRINT}
     return hashlib.sha256(json.dumps(content, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:24]
 
 
-def is_complete(plan: Doc, shard: int, result: Doc | None) -> bool:
+def is_complete(plan: RenderPlan, shard: int, result: RenderShardResult | None) -> bool:
     """Whether a stored shard result is this plan's and rendered every one of its frames (its frames on disk or in
     S3 are checked separately)."""
-    if result is None or result.get("planHash") != plan["planHash"] or result.get("shard") != shard:
+    if result is None or result.plan_hash != plan.plan_hash or result.shard != shard:
         return False
     frames = frames_of_shard(plan, shard)
-    return result.get("frames") == frames and result.get("rendered") == frames and not result.get("missing") and (
-        result.get("error") is None)  # fmt: skip
+    return result.frames == frames and result.rendered == frames and not result.missing and result.error is None
 
 
 FrameCheck = Callable[[str], bool]
 """Whether the frame at a URI (a path, or an s3:// URI) is in place."""
 
 
-def frame_check(output: str, plan: Doc) -> FrameCheck:
+def frame_check(output: str, plan: RenderPlanBody) -> FrameCheck:
     """How the storage at `output` tells that a frame is in place: in a directory, the file is a complete PNG of
     the plan's size; in S3, the object exists (one HEAD: frames are uploaded only after they pass the PNG check,
     and an S3 object is whole or absent)."""
-    size = (int(plan["outputSize"][0]), int(plan["outputSize"][1]))
+    size = _size(plan)
 
     def in_place(uri: str) -> bool:
         path = storage.local_file(uri)
@@ -173,8 +177,8 @@ def frame_check(output: str, plan: Doc) -> FrameCheck:
 
 
 def rendered_shards(
-    output: str, plan: Doc, frame_ok: FrameCheck, shards: Iterable[int] | None = None
-) -> dict[int, Doc]:
+    output: str, plan: RenderPlan, frame_ok: FrameCheck, shards: Iterable[int] | None = None
+) -> dict[int, RenderShardResult]:
     """The shards of `plan` (all of them, or those in `shards`) already rendered at `output`, with their stored
     results: a shard counts when its result is complete for this very plan (`is_complete`; a missing, unreadable
     or corrupt result, or another job's, does not) and every one of its frames passes `frame_ok` (`frame_check`).
@@ -182,9 +186,9 @@ def rendered_shards(
     decide what to resume with it."""
     layout = RunLayout.at(output)
     if shards is None:
-        results = list(enumerate(layout.shard_results(plan)))
+        results = list(enumerate(shard_results(layout, plan)))
     else:
-        results = [(s, layout.shard_result(plan, s)) for s in shards]
+        results = [(s, layout.shard_result(RenderShardResult, plan.job_name, s)) for s in shards]
     return {
         s: r
         for s, r in results
@@ -194,16 +198,31 @@ def rendered_shards(
     }
 
 
-def frame_range(plan: Doc) -> FrameRange:
-    return FrameRange(int(plan["frameStart"]), int(plan["frameEnd"]), int(plan["frameStep"]))
+def _size(plan: RenderPlanBody) -> tuple[int, int]:
+    width, height = plan.output_size
+    return width, height
 
 
-def all_frames(plan: Doc) -> list[int]:
+def read_plan(layout: RunLayout) -> RenderPlan:
+    """The run's plan.json (FileNotFoundError when there is none, ValueError when it is not a render plan)."""
+    return layout.read_document(layout.plan, RenderPlan)
+
+
+def shard_results(layout: RunLayout, plan: RenderPlan) -> list[RenderShardResult | None]:
+    """Every shard's stored result of this job, by index (None where there is none)."""
+    return layout.shard_results(RenderShardResult, plan.job_name, plan.shards)
+
+
+def frame_range(plan: RenderPlanBody) -> FrameRange:
+    return FrameRange(plan.frame_start, plan.frame_end, plan.frame_step)
+
+
+def all_frames(plan: RenderPlanBody) -> list[int]:
     return frame_range(plan).frames()
 
 
-def frames_of_shard(plan: Doc, shard: int) -> list[int]:
-    return shard_frames(frame_range(plan), int(plan["framesPerJob"]), shard)
+def frames_of_shard(plan: RenderPlanBody, shard: int) -> list[int]:
+    return shard_frames(frame_range(plan), plan.frames_per_job, shard)
 
 
 def _frame_of(saved_line: str) -> int | None:
@@ -219,7 +238,7 @@ def _frame_of(saved_line: str) -> int | None:
 
 
 def render_shard(
-    plan: Doc,
+    plan: RenderPlan,
     shard: int,
     blend: Path,
     frames_dir: Path,
@@ -227,7 +246,7 @@ def render_shard(
     on_frame: Callable[[int], None] | None = None,
     log_file: Path | None = None,
     on_process: Callable[[subprocess.Popen[str]], None] | None = None,
-) -> Doc:
+) -> RenderShardResult:
     """Render one shard's frames with Blender and check every expected frame is a complete PNG.
 
     on_process receives the Blender process as soon as it starts (the local engine stops it on Ctrl-C).
@@ -237,14 +256,14 @@ def render_shard(
     args = blender_render_args(
         tool("blender"),
         str(blend),
-        plan["scene"],
+        plan.scene,
         str(frames_dir / "####"),
         frames[0],
         frames[-1],
-        int(plan["frameStep"]),
+        plan.frame_step,
         threads,
-        resolution_percentage=plan["resolutionPercentage"],
-        samples=plan["samples"],
+        resolution_percentage=plan.resolution_percentage,
+        samples=plan.samples,
     )
     started = time.monotonic()
     tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
@@ -267,7 +286,7 @@ def render_shard(
     finally:
         if log:
             log.close()
-    size = (int(plan["outputSize"][0]), int(plan["outputSize"][1]))
+    size = _size(plan)
     problems = {f: p for f in frames if (p := png_problem(frames_dir / frame_filename(f), size)) is not None}
     error = None
     if code != 0 or problems:
@@ -276,28 +295,28 @@ def render_shard(
         error = f"shard {shard}: {what}; frames missing or invalid: {missing}; log tail: " + " | ".join(
             line for line in tail if line
         )
-    return {
-        "jobName": plan["jobName"],
-        "shard": shard,
-        "planHash": plan.get("planHash"),
-        "frames": frames,
-        "rendered": [f for f in frames if f not in problems],
-        "missing": sorted(problems),
-        "error": error,
-        "seconds": round(time.monotonic() - started, 3),
-    }
+    return RenderShardResult(
+        job_name=plan.job_name,
+        shard=shard,
+        plan_hash=plan.plan_hash,
+        frames=frames,
+        rendered=[f for f in frames if f not in problems],
+        missing=sorted(problems),
+        error=error,
+        seconds=round(time.monotonic() - started, 3),
+    )
 
 
-def failed_shard(plan: Doc, shard: int, message: str) -> Doc:
+def failed_shard(plan: RenderPlan, shard: int, message: str) -> RenderShardResult:
     frames = frames_of_shard(plan, shard)
-    return {"jobName": plan["jobName"], "shard": shard, "planHash": plan.get("planHash"), "frames": frames,
-            "rendered": [], "missing": frames, "error": message, "seconds": 0.0}  # fmt: skip
+    return RenderShardResult(job_name=plan.job_name, shard=shard, plan_hash=plan.plan_hash, frames=frames,
+                             rendered=[], missing=frames, error=message, seconds=0.0)  # fmt: skip
 
 
-def stitch(plan: Doc, frames_dir: Path, video: Path) -> Doc:
+def stitch(plan: RenderPlanBody, frames_dir: Path, video: Path) -> VideoInfo:
     """output.mp4 from every frame in order, at the scene's frame rate; the frame count is checked."""
     frames = all_frames(plan)
-    size = (int(plan["outputSize"][0]), int(plan["outputSize"][1]))
+    size = _size(plan)
     bad = [f for f in frames if png_problem(frames_dir / frame_filename(f), size) is not None]
     if bad:
         raise BatchpipeError(f"cannot stitch: frames missing or invalid: {ranges_text(bad)}")
@@ -317,18 +336,18 @@ def stitch(plan: Doc, frames_dir: Path, video: Path) -> Doc:
             partial.unlink(missing_ok=True)
             raise BatchpipeError(f"ffmpeg failed (exit {run.returncode}): {run.stderr.strip()[-800:]}")
     probe = probe_video(partial)
-    if probe["frames"] != len(frames):
+    if probe.frames != len(frames):
         partial.unlink(missing_ok=True)
-        raise BatchpipeError(f"the video has {probe['frames']} frames, expected {len(frames)}")
+        raise BatchpipeError(f"the video has {probe.frames} frames, expected {len(frames)}")
     os.replace(partial, video)
     return probe
 
 
-def frame_rate_of(plan: Doc) -> Fraction:
-    return Fraction(plan["frameRate"])
+def frame_rate_of(plan: RenderPlanBody) -> Fraction:
+    return Fraction(plan.frame_rate)
 
 
-def probe_video(video: Path) -> Doc:
+def probe_video(video: Path) -> VideoInfo:
     run = subprocess.run(ffprobe_args(tool("ffprobe"), str(video)), capture_output=True, text=True, check=False)
     if run.returncode != 0:
         raise BatchpipeError(f"ffprobe cannot read {video}: {run.stderr.strip()[-400:]}")
@@ -336,14 +355,14 @@ def probe_video(video: Path) -> Doc:
     if not streams:
         raise BatchpipeError(f"{video} has no video stream")
     s = streams[0]
-    return {
-        "frames": int(s.get("nb_read_frames", 0)),
-        "width": int(s["width"]),
-        "height": int(s["height"]),
-        "frameRate": s.get("r_frame_rate"),
-        "codec": s.get("codec_name"),
-        "pixelFormat": s.get("pix_fmt"),
-    }
+    return VideoInfo(
+        frames=int(s.get("nb_read_frames", 0)),
+        width=int(s["width"]),
+        height=int(s["height"]),
+        frame_rate=s.get("r_frame_rate"),
+        codec=s.get("codec_name"),
+        pixel_format=s.get("pix_fmt"),
+    )
 
 
 def ranges_text(frames: list[int]) -> str:
@@ -357,39 +376,45 @@ def ranges_text(frames: list[int]) -> str:
     return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in groups)
 
 
-def collate(plan: Doc, shard_results: list[Doc | None], video: Doc | None, video_name: str | None) -> Doc:
+def collate(
+    plan: RenderPlan,
+    shard_results: list[RenderShardResult | None],
+    video: VideoInfo | None,
+    video_name: str | None,
+) -> RenderResult:
     """The render.json document."""
     results = [r or failed_shard(plan, i, f"shard {i} produced no result") for i, r in enumerate(shard_results)]
-    rendered = sorted(f for r in results for f in r["rendered"])
-    missing = sorted(f for r in results for f in r["missing"])
-    errors = [r["error"] for r in results if r["error"]]
+    rendered = sorted(f for r in results for f in r.rendered)
+    missing = sorted(f for r in results for f in r.missing)
+    errors = [r.error for r in results if r.error]
+    status: Literal["SUCCEEDED", "PARTIAL", "FAILED"]
     if not missing and video is not None:
         status = "SUCCEEDED"
     elif rendered:
         status = "PARTIAL"
     else:
         status = "FAILED"
-    return {
-        "jobName": plan["jobName"],
-        "status": status,
-        "input": plan["input"],
-        "scene": plan["scene"],
-        "engine": plan["engine"],
-        "frameStart": plan["frameStart"],
-        "frameEnd": plan["frameEnd"],
-        "frameStep": plan["frameStep"],
-        "fps": plan["fps"],
-        "frameRate": plan["frameRate"],
-        "resolution": plan["outputSize"],
-        "resolutionPercentage": plan["resolutionPercentage"],
-        "samples": plan["samples"],
-        "framesPerJob": plan["framesPerJob"],
-        "shards": plan["shards"],
-        "frames": len(all_frames(plan)),
-        "framesRendered": [frame_filename(f) for f in rendered],
-        "missingFrames": missing,
-        "missingFrameRanges": ranges_text(missing) if missing else None,
-        "errors": errors,
-        "video": video_name if video is not None else None,
-        "videoInfo": video,
-    }
+    return RenderResult(
+        job_name=plan.job_name,
+        status=status,
+        input=plan.input,
+        scene=plan.scene,
+        engine=plan.engine,
+        frame_start=plan.frame_start,
+        frame_end=plan.frame_end,
+        frame_step=plan.frame_step,
+        fps=plan.fps,
+        frame_rate=plan.frame_rate,
+        resolution=plan.output_size,
+        resolution_percentage=plan.resolution_percentage,
+        samples=plan.samples,
+        frames_per_job=plan.frames_per_job,
+        shards=plan.shards,
+        frames=len(all_frames(plan)),
+        frames_rendered=[frame_filename(f) for f in rendered],
+        missing_frames=missing,
+        missing_frame_ranges=ranges_text(missing) if missing else None,
+        errors=errors,
+        video=video_name if video is not None else None,
+        video_info=video,
+    )

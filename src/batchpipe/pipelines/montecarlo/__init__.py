@@ -6,10 +6,22 @@ holds a whole portfolio: `streaming` (over a run's store) streams the positions 
 only its own, and folds the shard results one at a time. The control-variate estimate each note's PV comes from is
 `batchpipe.pricing.control_variates`.
 
+Their documents (the plan, resolved positions, shard results, results) are typed models in `documents`.
+
 The stages' public names are re-exported here (`from batchpipe.pipelines import montecarlo as mc`).
 """
 
 from batchpipe.pipelines.montecarlo.collate import FAILED_SAMPLE, RESULT_FIELDS, Collation, csv_row
+from batchpipe.pipelines.montecarlo.documents import (
+    Plan,
+    PlanBody,
+    PositionResult,
+    ResolvedPosition,
+    ResultRow,
+    Results,
+    ResultSummary,
+    ShardResult,
+)
 from batchpipe.pipelines.montecarlo.plan import (
     CHUNK_PATHS,
     DEFAULT_POSITIONS_PER_JOB,
@@ -29,6 +41,7 @@ from batchpipe.pipelines.montecarlo.price import (
     ControlSums,
     NoteSums,
     failed_shard,
+    fits,
     is_complete,
     price_chunk,
     price_shard,
@@ -48,11 +61,20 @@ __all__ = [
     "Collation",
     "ControlSums",
     "NoteSums",
+    "Plan",
+    "PlanBody",
     "PlanBuilder",
+    "PositionResult",
+    "ResolvedPosition",
+    "ResultRow",
+    "ResultSummary",
+    "Results",
     "SamplingLayout",
+    "ShardResult",
     "calibration_gate",
     "csv_row",
     "failed_shard",
+    "fits",
     "is_complete",
     "plan_hash",
     "position_line",

@@ -8,17 +8,24 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Literal
 
 import numpy as np
 
-from batchpipe.pipelines.montecarlo.price import _fits, failed_shard
+from batchpipe.pipelines.montecarlo.documents import (
+    Plan,
+    ResolvedPosition,
+    ResultRow,
+    ResultSummary,
+    ShardResult,
+)
+from batchpipe.pipelines.montecarlo.price import failed_shard, fits
 from batchpipe.pricing.exactsum import ExactSums
 
 FAILED_SAMPLE = 100
+Unreadable = Literal["unreadable"]  # a stored file that is not a shard result (corrupt, cut short, another format)
+UNREADABLE: Unreadable = "unreadable"
 RESULT_FIELDS = ("index", "id", "notional", "strike", "autocallBarrier", "pv", "stderr", "error")
-
-Doc = dict[str, Any]
 
 
 def _strike_key(strike: float) -> str:
@@ -30,71 +37,68 @@ class Collation:
     document. Nothing grows with the number of positions but the PV-by-strike table; every sum is exact, so the
     document does not depend on how positions were sharded."""
 
-    def __init__(self, plan: Doc) -> None:
+    def __init__(self, plan: Plan) -> None:
         self.plan = plan
-        self.blocks = ExactSums(int(plan["simulation"]["blocks"]))
+        self.blocks = ExactSums(plan.simulation.blocks)
         self.total = ExactSums(1)
         self.by_strike: dict[str, ExactSums] = {}
         self.count = self.priced = 0
         self.failed: list[int] = []  # the first FAILED_SAMPLE failed positions' indices
         self.any_totals = False
 
-    def add(self, shard: int, positions: Sequence[Doc], result: Doc | None) -> list[Doc]:
+    def add(
+        self, shard: int, positions: Sequence[ResolvedPosition], result: ShardResult | Unreadable | None
+    ) -> list[ResultRow]:
         if result is None:
             result = failed_shard(self.plan, shard, positions, f"shard {shard} produced no result")
-        elif not _fits(self.plan, shard, positions, result):
+        elif result == UNREADABLE or not fits(self.plan, shard, positions, result):
             message = f"shard {shard}: its stored result does not match the plan (stale or corrupt)"
             result = failed_shard(self.plan, shard, positions, message)
         rows = []
-        for pos, res in zip(positions, result["positions"], strict=True):
-            row = {k: pos[k] for k in RESULT_FIELDS[:5]} | {k: res[k] for k in RESULT_FIELDS[5:]}
-            rows.append(row)
-            if res["error"] is not None and len(self.failed) < FAILED_SAMPLE:
-                self.failed.append(pos["index"])
-            if res["error"] is None:
+        for pos, res in zip(positions, result.positions, strict=True):
+            rows.append(ResultRow(index=pos.index, id=pos.id, notional=pos.notional, strike=pos.strike,
+                                  autocall_barrier=pos.autocall_barrier, pv=res.pv, stderr=res.stderr,
+                                  error=res.error))  # fmt: skip
+            if res.error is not None and len(self.failed) < FAILED_SAMPLE:
+                self.failed.append(pos.index)
+            if res.error is None and res.pv is not None:
                 self.priced += 1
-                self.total.add(0, res["pv"])
-                self.by_strike.setdefault(_strike_key(pos["strike"]), ExactSums(1)).add(0, res["pv"])
+                self.total.add(0, res.pv)
+                self.by_strike.setdefault(_strike_key(pos.strike), ExactSums(1)).add(0, res.pv)
         self.count += len(rows)
-        if result.get("blockTotals"):
-            self.blocks.add_parts(result["blockTotals"])
+        if result.block_totals:
+            self.blocks.add_parts(result.block_totals)
             self.any_totals = True
         return rows
 
-    def summary(self) -> Doc:
-        """The results document without its "positions" rows."""
+    def summary(self) -> ResultSummary:
+        """The results document without its rows."""
         total_stderr: float | None = None
         block_totals = np.array(self.blocks.values())
         if self.any_totals and block_totals.size > 1:
             spread = block_totals - block_totals[0]  # exact zeros when every block agrees (a riskless portfolio)
             total_stderr = float(np.std(spread, ddof=1) / math.sqrt(block_totals.size))
+        status: Literal["SUCCEEDED", "PARTIAL", "FAILED"]
         if not self.priced:
             status = "FAILED"
         elif self.priced < self.count:
             status = "PARTIAL"
         else:
             status = "SUCCEEDED"
-        sim = self.plan["simulation"]
         strikes = sorted(self.by_strike.items(), key=lambda kv: float(kv[0]))
-        return {
-            "jobName": self.plan["jobName"],
-            "status": status,
-            "positionCount": self.count,
-            "failedCount": self.count - self.priced,
-            "failedPositions": self.failed,  # the first 100 indices
-            "aggregation": {k: v.values()[0] for k, v in strikes},
-            "totalPv": self.total.values()[0] if self.priced else None,
-            "totalStderr": total_stderr,
-            "model": self.plan["model"],
-            "simulation": {
-                "paths": sim["paths"],
-                "pathsRequested": sim.get("pathsRequested", sim["paths"]),
-                "seed": sim["seed"],
-                "stepsPerYear": sim["stepsPerYear"],
-                "stepsPerYearUsed": sim.get("stepsPerYearUsed", sim["stepsPerYear"]),
-            },
-        }
+        return ResultSummary(
+            job_name=self.plan.job_name,
+            status=status,
+            position_count=self.count,
+            failed_count=self.count - self.priced,
+            failed_positions=self.failed,
+            aggregation={k: v.values()[0] for k, v in strikes},
+            total_pv=self.total.values()[0] if self.priced else None,
+            total_stderr=total_stderr,
+            model=self.plan.model,
+            simulation=self.plan.simulation.info(),
+        )
 
 
-def csv_row(row: Doc) -> list[Any]:
-    return ["" if row[k] is None else row[k] for k in RESULT_FIELDS]
+def csv_row(row: ResultRow) -> list[object]:
+    return ["" if value is None else value for value in row.stored().values()]

@@ -11,14 +11,22 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
 
 import numpy as np
 
 from batchpipe.errors import InputError
+from batchpipe.pipelines.montecarlo.documents import (
+    HestonTerms,
+    MarketTerms,
+    ModelInfo,
+    Plan,
+    PlanBody,
+    ResolvedPosition,
+    Sampling,
+)
 from batchpipe.pipelines.portfolio import Portfolio, Position
 from batchpipe.pricing.calendar import annual_schedule, year_fraction
 from batchpipe.pricing.calibration import UnfittableSurface, VolQuotes, calibrate
@@ -30,8 +38,6 @@ MAX_BLOCKS = 64
 CHUNK_PATHS = 16_384  # paths simulated together: arrays stay cache-sized
 DEFAULT_POSITIONS_PER_JOB = 256
 MAX_ARRAY_SIZE = 10_000  # AWS Batch's limit on array children
-
-Doc = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -63,35 +69,34 @@ class SamplingLayout:
         return cls(blocks, pairs, per_chunk)
 
     @classmethod
-    def from_doc(cls, sim: Doc) -> SamplingLayout:
-        return cls(int(sim["blocks"]), int(sim["pairsPerBlock"]), int(sim["blocksPerChunk"]))
+    def of(cls, sampling: Sampling) -> SamplingLayout:
+        return cls(sampling.blocks, sampling.pairs_per_block, sampling.blocks_per_chunk)
 
 
-def _resolve_position(portfolio: Portfolio, index: int, pos: Position, schedules: dict[int, list[str]]) -> Doc:
+def _resolve_position(
+    portfolio: Portfolio, index: int, pos: Position, schedules: dict[int, list[str]]
+) -> ResolvedPosition:
     prod = portfolio.product
-    doc: Doc = {
-        "index": index,
-        "id": pos.id,
-        "notional": pos.notional,
-        "strike": pos.strike,
-        "autocallBarrier": pos.autocall_barrier,
-        "coupon": pos.coupon if pos.coupon is not None else prod.coupon,
-        "couponBarrier": pos.coupon_barrier if pos.coupon_barrier is not None else prod.coupon_barrier,
-        "protectionBarrier": (
-            pos.protection_barrier if pos.protection_barrier is not None else prod.protection_barrier
-        ),
-        "memory": pos.memory if pos.memory is not None else prod.memory,
-        "observationDates": None,
-        "error": None,
-    }
     if pos.observation_dates is not None:  # checked when the file was read: increasing, after the valuation date
-        doc["observationDates"] = [d.isoformat() for d in pos.observation_dates]
-        return doc
-    years = pos.maturity_years if pos.maturity_years is not None else prod.maturity_years
-    if years not in schedules:
-        schedules[years] = [d.isoformat() for d in annual_schedule(portfolio.valuation_date, years)]
-    doc["observationDates"] = schedules[years]
-    return doc
+        dates = [d.isoformat() for d in pos.observation_dates]
+    else:
+        years = pos.maturity_years if pos.maturity_years is not None else prod.maturity_years
+        if years not in schedules:
+            schedules[years] = [d.isoformat() for d in annual_schedule(portfolio.valuation_date, years)]
+        dates = schedules[years]
+    return ResolvedPosition(
+        index=index,
+        id=pos.id,
+        notional=pos.notional,
+        strike=pos.strike,
+        autocall_barrier=pos.autocall_barrier,
+        coupon=pos.coupon if pos.coupon is not None else prod.coupon,
+        coupon_barrier=pos.coupon_barrier if pos.coupon_barrier is not None else prod.coupon_barrier,
+        protection_barrier=pos.protection_barrier if pos.protection_barrier is not None else prod.protection_barrier,
+        memory=pos.memory if pos.memory is not None else prod.memory,
+        observation_dates=dates,
+        error=None,
+    )
 
 
 def _calibrate(portfolio: Portfolio) -> tuple[HestonParams, float | None, list[str]]:
@@ -144,60 +149,38 @@ class PlanBuilder:
         self.portfolio = portfolio
         self._dates: set[str] = set()
         self._stored: tuple[list[int], str] | None = None  # the shards' byte offsets, the positions' sha256
-        self._plan: Doc = {
-            "version": PLAN_VERSION,
-            "pipeline": "montecarlo",
-            "jobName": job_name,
-            "portfolioName": portfolio.name,
-            "valuationDate": portfolio.valuation_date.isoformat(),
-            "market": {
-                "spot": market.spot,
-                "rate": market.rate,
-                "dividendYield": market.dividend_yield,
-                "dayCount": market.day_count,
-            },
-            "model": {
-                "heston": params.as_dict(),
-                "calibrated": market.heston is None,  # False: the file's own parameters
-                "calibrationRmse": rmse,  # None when given, or when the model's prices have no implied vol
-                "calibrationWarnings": warnings,
-            },
-            "simulation": {
-                "paths": layout.paths,  # what runs: whole antithetic pairs in equal blocks, at least what was asked
-                "pathsRequested": paths if paths is not None else sim.paths,
-                "seed": seed if seed is not None else sim.seed,
-                "stepsPerYear": sim.steps_per_year,
-                # the grid's rate: finer than stepsPerYear when mean reversion is fast (kappa * dt <= 1/8)
-                "stepsPerYearUsed": steps_per_year_needed(sim.steps_per_year, params.kappa),
-                "blocks": layout.blocks,
-                "pairsPerBlock": layout.pairs_per_block,
-                "blocksPerChunk": layout.blocks_per_chunk,
-                "chunks": layout.chunks,
-            },
-            "positionCount": n,
-            "positionsPerJobRequested": requested,
-            "positionsPerJob": per_job,
-            "shards": -(-n // per_job),
-        }
+        self.job_name = job_name
+        self.market = MarketTerms(
+            spot=market.spot, rate=market.rate, dividend_yield=market.dividend_yield, day_count=market.day_count
+        )
+        self.model = ModelInfo(
+            heston=HestonTerms.of(params),
+            calibrated=market.heston is None,
+            calibration_rmse=rmse,
+            calibration_warnings=warnings,
+        )
+        self.sampling = Sampling(
+            paths=layout.paths,
+            paths_requested=paths if paths is not None else sim.paths,
+            seed=seed if seed is not None else sim.seed,
+            steps_per_year=sim.steps_per_year,
+            steps_per_year_used=steps_per_year_needed(sim.steps_per_year, params.kappa),
+            blocks=layout.blocks,
+            pairs_per_block=layout.pairs_per_block,
+            blocks_per_chunk=layout.blocks_per_chunk,
+            chunks=layout.chunks,
+        )
+        self.positions_per_job_requested = requested
+        self.positions_per_job = per_job
 
-    @property
-    def positions_per_job(self) -> int:
-        return int(self._plan["positionsPerJob"])
-
-    @property
-    def model(self) -> Doc:
-        """The model block of the plan: Heston's parameters and the calibration's quality."""
-        model: Doc = self._plan["model"]
-        return model
-
-    def positions(self) -> Iterator[Doc]:
+    def positions(self) -> Iterator[ResolvedPosition]:
         """Every position resolved, in order; each priced position's dates join the plan's."""
         schedules: dict[int, list[str]] = {}
         for i, pos in enumerate(self.portfolio.positions()):
-            doc = _resolve_position(self.portfolio, i, pos, schedules)
-            if doc["error"] is None:
-                self._dates.update(doc["observationDates"])
-            yield doc
+            resolved = _resolve_position(self.portfolio, i, pos, schedules)
+            if resolved.error is None:
+                self._dates.update(resolved.observation_dates)
+            yield resolved
 
     def stored_positions(self) -> Iterator[bytes]:
         """Every position resolved and encoded as stored (`position_line`), in order; once consumed, the byte
@@ -216,59 +199,72 @@ class PlanBuilder:
         offsets.append(size)
         self._stored = (offsets, digest.hexdigest())
 
-    def finished_plan(self) -> Doc:
-        """The plan as stored: with "shardOffsets" (where each shard's lines start in positions.jsonl, and its
-        end) and "planHash"; only once `stored_positions()` has been consumed."""
+    def finished_plan(self) -> Plan:
+        """The plan as stored: with where each shard's lines start in positions.jsonl (and its end) and its hash;
+        only once `stored_positions()` has been consumed."""
         if self._stored is None:
             raise RuntimeError("the positions have not been stored yet: consume stored_positions() first")
         offsets, digest = self._stored
-        plan = self.plan()
-        plan["shardOffsets"] = offsets
-        plan["planHash"] = plan_hash(plan, digest)
-        return plan
+        body = self.plan()
+        return Plan(**dict(body), shard_offsets=offsets, plan_hash=plan_hash(body, digest))
 
-    def plan(self) -> Doc:
-        """The plan, without "planHash" and "shardOffsets" (`finished_plan` adds them)."""
+    def plan(self) -> PlanBody:
+        """The plan without where the shards' lines start and its hash (`finished_plan` adds them)."""
         vd = self.portfolio.valuation_date
         all_dates = sorted(self._dates)
         day_count = self.portfolio.market.day_count
-        times = [year_fraction(vd, date.fromisoformat(d), day_count) for d in all_dates]
-        return {**self._plan, "observationDates": all_dates, "observationTimes": times}
+        n = len(self.portfolio)
+        return PlanBody(
+            version=PLAN_VERSION,
+            pipeline="montecarlo",
+            job_name=self.job_name,
+            portfolio_name=self.portfolio.name,
+            valuation_date=vd.isoformat(),
+            market=self.market,
+            model=self.model,
+            simulation=self.sampling,
+            position_count=n,
+            positions_per_job_requested=self.positions_per_job_requested,
+            positions_per_job=self.positions_per_job,
+            shards=-(-n // self.positions_per_job),
+            observation_dates=all_dates,
+            observation_times=[year_fraction(vd, date.fromisoformat(d), day_count) for d in all_dates],
+        )
 
 
-def calibration_gate(builder: PlanBuilder, max_rmse: float | None, warn: Any) -> None:
+def calibration_gate(builder: PlanBuilder, max_rmse: float | None, warn: Callable[[str], object]) -> None:
     """Say what the calibration's quality warnings are, and refuse (InputError) a fit worse than `max_rmse` vol
     points, before anything is written."""
     model = builder.model
-    for message in model.get("calibrationWarnings") or []:
+    for message in model.calibration_warnings:
         warn(f"calibration: {message}")
-    rmse = model.get("calibrationRmse")
-    if max_rmse is None or not model["calibrated"]:  # given parameters: nothing was fitted
+    rmse = model.calibration_rmse
+    if max_rmse is None or not model.calibrated:  # given parameters: nothing was fitted
         return
-    if rmse is None or 100 * float(rmse) > max_rmse:
-        shown = "cannot be measured" if rmse is None else f"is {100 * float(rmse):.2f} vol points"
+    if rmse is None or 100 * rmse > max_rmse:
+        shown = "cannot be measured" if rmse is None else f"is {100 * rmse:.2f} vol points"
         raise InputError(
             f"{builder.portfolio.source}: market.volSurface: the calibration's implied-vol RMSE {shown}, above "
             f"--max-calibration-rmse {max_rmse:g}"
         )
 
 
-def position_line(position: Doc) -> str:
+def position_line(position: ResolvedPosition) -> str:
     """A resolved position as stored: one JSON line (the plan's hash covers these exact bytes)."""
-    return json.dumps(position, separators=(",", ":"), allow_nan=False) + "\n"
+    return json.dumps(position.stored(), separators=(",", ":"), allow_nan=False) + "\n"
 
 
-def plan_hash(plan: Doc, positions: bytes | str) -> str:
+def plan_hash(plan: PlanBody, positions: bytes | str) -> str:
     """A fingerprint of everything a shard's result depends on: the plan (less its storage offsets) and the
     positions' stored text (or its sha256 hex digest). Computed once, when the plan is written."""
     digest = positions if isinstance(positions, str) else hashlib.sha256(positions).hexdigest()
-    content = {k: v for k, v in plan.items() if k not in ("planHash", "shardOffsets")} | {"positions": digest}
+    content = plan.model_dump(by_alias=True, exclude={"plan_hash", "shard_offsets"}) | {"positions": digest}
     return hashlib.sha256(json.dumps(content, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:24]
 
 
-def shard_range(plan: Doc, shard: int) -> range:
+def shard_range(plan: PlanBody, shard: int) -> range:
     """The indices of the positions one shard prices."""
-    per_job = int(plan["positionsPerJob"])
-    if not 0 <= shard < int(plan["shards"]):
-        raise ValueError(f"shard {shard} out of range: the plan has {plan['shards']} shards")
-    return range(shard * per_job, min(int(plan["positionCount"]), (shard + 1) * per_job))
+    if not 0 <= shard < plan.shards:
+        raise ValueError(f"shard {shard} out of range: the plan has {plan.shards} shards")
+    per_job = plan.positions_per_job
+    return range(shard * per_job, min(plan.position_count, (shard + 1) * per_job))

@@ -20,21 +20,19 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from batchpipe.pipelines.montecarlo.documents import Plan, PositionResult, ResolvedPosition, ShardResult
 from batchpipe.pipelines.montecarlo.plan import SamplingLayout
 from batchpipe.pricing.autocallable import NoteTerms, discounted_payoffs
 from batchpipe.pricing.control_variates import estimate, measurable
 from batchpipe.pricing.exactsum import ExactSums
-from batchpipe.pricing.heston import HestonParams
 from batchpipe.pricing.paths import TimeGrid, build_grid, simulate_qe_blocks
 
 NOTE_BATCH = 64  # notes whose payoffs are computed together
 
-Doc = dict[str, Any]
 Cols = tuple[int, ...]  # a note's observation dates, as columns of the plan's "observationDates"
 Terms = tuple[float, ...]  # a note's terms on a unit notional (`_unit_terms`): the notes priced once
 FloatArray = NDArray[np.float64]
@@ -70,25 +68,17 @@ class ChunkSums:
     controls: dict[Cols, ControlSums] = field(default_factory=dict)
 
 
-def _grid(plan: Doc) -> TimeGrid:
-    kappa = float(plan["model"]["heston"]["kappa"])
-    return build_grid(np.array(plan["observationTimes"]), int(plan["simulation"]["stepsPerYear"]), kappa=kappa)
+def _grid(plan: Plan) -> TimeGrid:
+    kappa = plan.model.heston.kappa
+    return build_grid(np.array(plan.observation_times), plan.simulation.steps_per_year, kappa=kappa)
 
 
-def _unit_terms(p: Doc) -> Terms:
+def _unit_terms(p: ResolvedPosition) -> Terms:
     """A note's terms on a unit notional, in NoteTerms field order."""
-    return (
-        1.0,
-        float(p["strike"]),
-        float(p["autocallBarrier"]),
-        float(p["coupon"]),
-        float(p["couponBarrier"]),
-        float(p["protectionBarrier"]),
-        1.0 if p["memory"] else 0.0,
-    )
+    return (1.0, p.strike, p.autocall_barrier, p.coupon, p.coupon_barrier, p.protection_barrier, float(p.memory))
 
 
-def price_chunk(plan: Doc, shard: int, positions: Sequence[Doc], chunk: int) -> ChunkSums:
+def price_chunk(plan: Plan, shard: int, positions: Sequence[ResolvedPosition], chunk: int) -> ChunkSums:
     """Per-block sums over one chunk of blocks for the priced positions of one shard (the unit of local work).
 
     For each distinct note (terms and dates) on a unit notional: sums of y (pair-mean PV minus a shift), y^2 and
@@ -97,26 +87,25 @@ def price_chunk(plan: Doc, shard: int, positions: Sequence[Doc], chunk: int) -> 
     For each group of positions sharing dates: sums of c and c c^T. All per block, so folding them is independent
     of how blocks are chunked.
     """
-    sim = plan["simulation"]
-    layout = SamplingLayout.from_doc(sim)
+    layout = SamplingLayout.of(plan.simulation)
     blocks = layout.chunk_blocks(chunk)
-    positions = [p for p in positions if p["error"] is None]
+    positions = [p for p in positions if p.error is None]
     part = ChunkSums(shard, chunk, blocks)
     if not positions:
         return part
-    market = plan["market"]
-    rate, dividend, spot = float(market["rate"]), float(market["dividendYield"]), float(market["spot"])
+    market = plan.market
+    rate, dividend, spot = market.rate, market.dividend_yield, market.spot
     grid = _grid(plan)
     half = layout.pairs_per_block
     nb = len(blocks)
-    params = HestonParams(**plan["model"]["heston"])
-    spots = simulate_qe_blocks(params, spot, rate, dividend, grid, int(sim["seed"]), blocks, half)
-    times = np.array(plan["observationTimes"])
+    params = plan.model.heston.params()
+    spots = simulate_qe_blocks(params, spot, rate, dividend, grid, plan.simulation.seed, blocks, half)
+    times = np.array(plan.observation_times)
     controllable = measurable(params, times, layout.paths)
-    column = {d: j for j, d in enumerate(plan["observationDates"])}
-    groups: dict[Cols, list[Doc]] = {}
+    column = {d: j for j, d in enumerate(plan.observation_dates)}
+    groups: dict[Cols, list[ResolvedPosition]] = {}
     for p in positions:
-        groups.setdefault(tuple(column[d] for d in p["observationDates"]), []).append(p)
+        groups.setdefault(tuple(column[d] for d in p.observation_dates), []).append(p)
     for cols, members in groups.items():
         t = times[list(cols)]
         discount = np.exp(-rate * t)
@@ -142,7 +131,9 @@ def price_chunk(plan: Doc, shard: int, positions: Sequence[Doc], chunk: int) -> 
     return part
 
 
-def shard_result(plan: Doc, shard: int, positions: Sequence[Doc], parts: Sequence[ChunkSums]) -> Doc:
+def shard_result(
+    plan: Plan, shard: int, positions: Sequence[ResolvedPosition], parts: Sequence[ChunkSums]
+) -> ShardResult:
     """Fold a shard's chunk parts into control-variate PVs and standard errors, and the shard's exact per-block
     totals (the portfolio's standard error comes from the blocks, see the module docstring).
 
@@ -150,13 +141,13 @@ def shard_result(plan: Doc, shard: int, positions: Sequence[Doc], parts: Sequenc
     `batchpipe.pricing.control_variates.estimate` of the sums: mean(y) - beta . mean(c), or the plain mean(y).
     Each note is estimated once per unit of notional (every figure is linear in the notional) and scaled.
     """
-    layout = SamplingLayout.from_doc(plan["simulation"])
+    layout = SamplingLayout.of(plan.simulation)
     ordered = sorted(parts, key=lambda part: part.chunk)
     if [part.chunk for part in ordered] != list(range(layout.chunks)):
         raise ValueError(f"shard {shard}: expected chunks 0..{layout.chunks - 1}")
-    rate = float(plan["market"]["rate"])
-    times = dict(zip(plan["observationDates"], plan["observationTimes"], strict=True))
-    column = {d: j for j, d in enumerate(plan["observationDates"])}
+    rate = plan.market.rate
+    times = dict(zip(plan.observation_dates, plan.observation_times, strict=True))
+    column = {d: j for j, d in enumerate(plan.observation_dates)}
     half = layout.pairs_per_block
     n = layout.blocks * half
 
@@ -168,7 +159,7 @@ def shard_result(plan: Doc, shard: int, positions: Sequence[Doc], parts: Sequenc
     controls: dict[Cols, tuple[FloatArray, FloatArray, FloatArray]] = {}
     units: dict[tuple[Cols, Terms], tuple[float, float | None, FloatArray]] = {}
 
-    def unit_estimate(cols: Cols, p: Doc) -> tuple[float, float | None, FloatArray]:
+    def unit_estimate(cols: Cols, p: ResolvedPosition) -> tuple[float, float | None, FloatArray]:
         """PV, standard error and block means of one unit of a note."""
         key = (cols, _unit_terms(p))
         if key in units:
@@ -183,7 +174,7 @@ def shard_result(plan: Doc, shard: int, positions: Sequence[Doc], parts: Sequenc
         c_sum, sc, scc = controls[cols]
         sy, syy = float(y_sum.sum()), float(y_sumsq.sum())
         syc = yc.sum(axis=0)
-        shift = math.exp(-rate * times[p["observationDates"][-1]])
+        shift = math.exp(-rate * times[p.observation_dates[-1]])
         cv = estimate(n, sy, syy, syc, sc, scc)
         units[key] = (shift + cv.mean - cv.correction, cv.stderr, shift + y_sum / half - (c_sum / half) @ cv.beta)
         return units[key]
@@ -191,70 +182,58 @@ def shard_result(plan: Doc, shard: int, positions: Sequence[Doc], parts: Sequenc
     block_means: list[NDArray[np.float64]] = []
     out = []
     for p in positions:
-        entry: Doc = {"index": p["index"], "pv": None, "stderr": None, "error": p["error"]}
-        out.append(entry)
-        if p["error"] is not None:
+        if p.error is not None:
+            out.append(PositionResult(index=p.index, pv=None, stderr=None, error=p.error))
             continue
-        pv, stderr, means = unit_estimate(tuple(column[d] for d in p["observationDates"]), p)
+        pv, stderr, means = unit_estimate(tuple(column[d] for d in p.observation_dates), p)
         if not (math.isfinite(pv) and np.all(np.isfinite(means))):  # never a NaN in a result: an error instead
-            entry["error"] = "the Monte Carlo estimate is not finite (the simulated paths overflowed)"
+            error = "the Monte Carlo estimate is not finite (the simulated paths overflowed)"
+            out.append(PositionResult(index=p.index, pv=None, stderr=None, error=error))
             continue
-        notional = float(p["notional"])
-        entry["pv"] = notional * pv
-        entry["stderr"] = None if stderr is None or not math.isfinite(stderr) else notional * stderr
+        notional = p.notional
+        shown = None if stderr is None or not math.isfinite(stderr) else notional * stderr
+        out.append(PositionResult(index=p.index, pv=notional * pv, stderr=shown, error=None))
         block_means.append(notional * means)
     totals = None
     if block_means:
         sums = ExactSums(layout.blocks)
         sums.add_rows(np.array(block_means))
         totals = sums.parts()
-    return {
-        "jobName": plan["jobName"],
-        "shard": shard,
-        "planHash": plan["planHash"],
-        "positions": out,
-        "blockTotals": totals,  # per block, floats whose exact sum is the shard's total of the block means
-    }
+    return ShardResult(job_name=plan.job_name, shard=shard, plan_hash=plan.plan_hash, positions=out,
+                       block_totals=totals)  # fmt: skip
 
 
-def price_shard(plan: Doc, shard: int, positions: Sequence[Doc]) -> Doc:
+def price_shard(plan: Plan, shard: int, positions: Sequence[ResolvedPosition]) -> ShardResult:
     """A whole shard in one process: what an AWS Batch array child runs."""
-    chunks = SamplingLayout.from_doc(plan["simulation"]).chunks
+    chunks = plan.simulation.chunks
     return shard_result(plan, shard, positions, [price_chunk(plan, shard, positions, c) for c in range(chunks)])
 
 
-def failed_shard(plan: Doc, shard: int, positions: Sequence[Doc], message: str) -> Doc:
+def failed_shard(plan: Plan, shard: int, positions: Sequence[ResolvedPosition], message: str) -> ShardResult:
     """The result of a shard that could not run: every position in it carries the error."""
-    return {
-        "jobName": plan["jobName"],
-        "shard": shard,
-        "planHash": plan["planHash"],
-        "positions": [
-            {"index": p["index"], "pv": None, "stderr": None, "error": p["error"] or message} for p in positions
-        ],
-        "blockTotals": None,
-    }
+    rows = [PositionResult(index=p.index, pv=None, stderr=None, error=p.error or message) for p in positions]
+    return ShardResult(job_name=plan.job_name, shard=shard, plan_hash=plan.plan_hash, positions=rows,
+                       block_totals=None)  # fmt: skip
 
 
-def is_complete(plan: Doc, shard: int, positions: Sequence[Doc], result: Doc | None) -> bool:
+def is_complete(plan: Plan, shard: int, positions: Sequence[ResolvedPosition], result: ShardResult | None) -> bool:
     """Whether a stored shard result is this plan's and finished (a corrupt or failed one must be redone)."""
     return (
         result is not None
-        and _fits(plan, shard, positions, result)
-        and all(g.get("error") == p["error"] for g, p in zip(result["positions"], positions, strict=True))
+        and fits(plan, shard, positions, result)
+        and all(g.error == p.error for g, p in zip(result.positions, positions, strict=True))
     )
 
 
-def _fits(plan: Doc, shard: int, positions: Sequence[Doc], result: Doc) -> bool:
+def fits(plan: Plan, shard: int, positions: Sequence[ResolvedPosition], result: ShardResult) -> bool:
     """Whether a stored result (finished or failed) is this plan's result for this shard, whole."""
-    got = result.get("positions")
-    if result.get("planHash") != plan["planHash"] or result.get("shard") != shard or not isinstance(got, list):
+    got = result.positions
+    if result.plan_hash != plan.plan_hash or result.shard != shard:
         return False
-    if len(got) != len(positions) or any(g.get("index") != p["index"] for g, p in zip(got, positions, strict=True)):
+    if len(got) != len(positions) or any(g.index != p.index for g, p in zip(got, positions, strict=True)):
         return False
-    priced = [g for g in got if g.get("error") is None]
-    totals = result.get("blockTotals")
-    blocks = int(plan["simulation"]["blocks"])
-    return all(isinstance(g.get("pv"), float) for g in priced) and (
-        not priced or (isinstance(totals, list) and len(totals) == blocks)
+    priced = [g for g in got if g.error is None]
+    totals = result.block_totals
+    return all(g.pv is not None for g in priced) and (
+        not priced or (totals is not None and len(totals) == plan.simulation.blocks)
     )

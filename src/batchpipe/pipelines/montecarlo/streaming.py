@@ -16,19 +16,21 @@ import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
-from typing import Any
+
+from pydantic import TypeAdapter
 
 from batchpipe.layout import RunLayout
-from batchpipe.pipelines.montecarlo.collate import RESULT_FIELDS, Collation, csv_row
+from batchpipe.pipelines.montecarlo.collate import RESULT_FIELDS, UNREADABLE, Collation, Unreadable, csv_row
+from batchpipe.pipelines.montecarlo.documents import Plan, ResolvedPosition, ResultRow, Results, ShardResult
 from batchpipe.pipelines.montecarlo.plan import PlanBuilder, shard_range
 from batchpipe.pipelines.montecarlo.price import is_complete
 
-Doc = dict[str, Any]
+_POSITIONS = TypeAdapter(list[ResolvedPosition])  # strict, as every document
 
 PREVIEW_ROWS = 100  # result rows kept in the summary a run returns (all of them are in results.json / .csv)
 
 
-def write_plan(layout: RunLayout, builder: PlanBuilder) -> Doc:
+def write_plan(layout: RunLayout, builder: PlanBuilder) -> Plan:
     """Stream the resolved positions to positions.jsonl, then write plan.json (the builder's finished plan, with
     each shard's byte offset and the plan's fingerprint); returns the plan."""
     store = layout.store
@@ -47,63 +49,88 @@ def write_plan(layout: RunLayout, builder: PlanBuilder) -> Doc:
     return plan
 
 
-def read_shard_positions(layout: RunLayout, plan: Doc, shard: int) -> list[Doc]:
+def read_plan(layout: RunLayout) -> Plan:
+    """The run's plan.json (FileNotFoundError when there is none, ValueError when it is not a plan)."""
+    return layout.read_document(layout.plan, Plan)
+
+
+def _positions(lines: bytes) -> list[ResolvedPosition]:
+    return _POSITIONS.validate_json(b"[" + lines + b"]")
+
+
+def read_shard_positions(layout: RunLayout, plan: Plan, shard: int) -> list[ResolvedPosition]:
     """One shard's resolved positions: a ranged read of its lines only."""
     shard_range(plan, shard)  # checks the index
-    offsets = plan["shardOffsets"]
-    data = layout.store.read_range(layout.positions, int(offsets[shard]), int(offsets[shard + 1]))
-    positions: list[Doc] = json.loads(b"[" + data.rstrip(b"\n").replace(b"\n", b",") + b"]")
-    return positions
+    offsets = plan.shard_offsets
+    data = layout.store.read_range(layout.positions, offsets[shard], offsets[shard + 1])
+    return _positions(data.rstrip(b"\n").replace(b"\n", b","))
 
 
-def shard_inputs(layout: RunLayout, plan: Doc) -> Iterator[tuple[int, list[Doc], Doc | None]]:
+def shard_result(layout: RunLayout, plan: Plan, shard: int) -> ShardResult | None:
+    """A shard's stored result, or None where it left no readable result of this job."""
+    return layout.shard_result(ShardResult, plan.job_name, shard)
+
+
+def stored_result(layout: RunLayout, plan: Plan, shard: int) -> ShardResult | Unreadable | None:
+    """A shard's stored result of this job; UNREADABLE where a file is there but is not one (it is reported as
+    stale or corrupt, not as missing); None where there is none."""
+    try:
+        return layout.shard_result(ShardResult, plan.job_name, shard, strict=True)
+    except ValueError:
+        return UNREADABLE
+
+
+def shard_inputs(
+    layout: RunLayout, plan: Plan
+) -> Iterator[tuple[int, list[ResolvedPosition], ShardResult | Unreadable | None]]:
     """(shard, positions, stored result) for every shard, in order.
 
     The positions come from one streamed read of positions.jsonl. Result keys are fixed by shard index, so nothing
     is listed and nothing from another run is counted; where the store is worth it (S3) results are read
     concurrently (thousands of shards would take minutes one by one), a bounded window ahead of the consumer.
     """
-    shards = range(int(plan["shards"]))
+    shards = range(plan.shards)
     lines = layout.store.read_lines(layout.positions)
 
-    def with_positions(shard: int, result: Doc | None) -> tuple[int, list[Doc], Doc | None]:
+    def with_positions(
+        shard: int, result: ShardResult | Unreadable | None
+    ) -> tuple[int, list[ResolvedPosition], ShardResult | Unreadable | None]:
         batch = list(islice(lines, len(shard_range(plan, shard))))
-        positions: list[Doc] = json.loads(b"[" + b",".join(batch) + b"]")
-        return shard, positions, result
+        return shard, _positions(b",".join(line.rstrip(b"\n") for line in batch)), result
 
     concurrency = layout.store.read_concurrency
     if concurrency <= 1:
         for shard in shards:
-            yield with_positions(shard, layout.shard_result(plan, shard))
+            yield with_positions(shard, stored_result(layout, plan, shard))
         return
     window = 4 * concurrency
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         for start in range(0, len(shards), window):
             batch = shards[start : start + window]
-            results = pool.map(lambda s: layout.shard_result(plan, s), batch)
+            results = pool.map(lambda s: stored_result(layout, plan, s), batch)
             for shard, result in zip(batch, results, strict=True):
                 yield with_positions(shard, result)
 
 
-def complete_shards(layout: RunLayout, plan: Doc) -> set[int]:
+def complete_shards(layout: RunLayout, plan: Plan) -> set[int]:
     """The shards whose stored results are complete for this very plan (a corrupt or failed one is redone)."""
     done = set()
-    for shard in range(int(plan["shards"])):
-        result = layout.shard_result(plan, shard)
-        if result is None or result.get("planHash") != plan["planHash"]:
+    for shard in range(plan.shards):
+        result = shard_result(layout, plan, shard)
+        if result is None or result.plan_hash != plan.plan_hash:
             continue  # not this plan's: no need to read the positions
         if is_complete(plan, shard, read_shard_positions(layout, plan, shard), result):
             done.add(shard)
     return done
 
 
-def collate(layout: RunLayout, plan: Doc) -> Doc:
+def collate(layout: RunLayout, plan: Plan) -> Results:
     """Collate every shard into results.json and results.csv, streamed, and summary.json (results.json without its
     positions, for readers that need only the totals); returns the results document with only its first
     PREVIEW_ROWS rows (and "positionCount", "failedCount" for the rest)."""
     store = layout.store
     collation = Collation(plan)
-    preview: list[Doc] = []
+    preview: list[ResultRow] = []
     rows_tmp, csv_tmp = store.staging_file(layout.results), store.staging_file(layout.results_csv)
     json_tmp = store.staging_file(layout.results)
     try:
@@ -113,13 +140,13 @@ def collate(layout: RunLayout, plan: Doc) -> Doc:
             first = True
             for shard, positions, result in shard_inputs(layout, plan):
                 for row in collation.add(shard, positions, result):
-                    rows_fh.write(("    " if first else ",\n    ") + json.dumps(row, allow_nan=False))
+                    rows_fh.write(("    " if first else ",\n    ") + json.dumps(row.stored(), allow_nan=False))
                     first = False
                     writer.writerow(csv_row(row))
                     if len(preview) < PREVIEW_ROWS:
                         preview.append(row)
         summary = collation.summary()
-        head = json.dumps(summary, indent=2, allow_nan=False)
+        head = json.dumps(summary.stored(), indent=2, allow_nan=False)
         with open(json_tmp, "w", encoding="utf-8") as out, open(rows_tmp, encoding="utf-8") as rows_in:
             out.write(head[:-2] + ',\n  "positions": [\n')  # the summary's closing "\n}" comes after the rows
             while chunk := rows_in.read(1 << 20):
@@ -132,4 +159,4 @@ def collate(layout: RunLayout, plan: Doc) -> Doc:
         for tmp in (rows_tmp, csv_tmp, json_tmp):
             if os.path.exists(tmp):
                 os.unlink(tmp)
-    return summary | {"positions": preview}
+    return Results(**dict(summary), positions=preview)
