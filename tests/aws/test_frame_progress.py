@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
-from batchpipe.aws import runs
 from batchpipe.aws.stack import StackOutputs
 from batchpipe.backends.aws import frame_progress
 
@@ -22,12 +19,8 @@ PLAN = {"frameStart": 1, "frameEnd": 2500, "frameStep": 1, "frames": 2500}
 
 
 @pytest.fixture
-def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stubber]:
-    s3 = boto3.client("s3", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
-    monkeypatch.setattr(runs, "client", lambda service: s3)
-    with Stubber(s3) as stub:
-        yield stub
-        stub.assert_no_pending_responses()
+def s3(stubs: dict[str, Stubber]) -> Stubber:
+    return stubs["s3"]
 
 
 def page(names: list[str], token: str | None) -> dict[str, Any]:

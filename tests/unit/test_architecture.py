@@ -92,9 +92,28 @@ def test_a_container_entrypoint_never_imports_the_local_engine_or_the_cli(entryp
     assert not {n for n in seen if n.split(".")[:2] in (["batchpipe", "backends"], ["batchpipe", "cli"])}
 
 
+RUN_MODULES = {"batchpipe.aws.runs", "batchpipe.aws.sfn", "batchpipe.aws.batch", "batchpipe.aws.objects"}
+
+
+def test_only_the_aws_backend_reaches_the_run_modules_from_outside_the_aws_package() -> None:
+    users = sorted(
+        str(p.relative_to(SRC))
+        for p in SRC.rglob("*.py")
+        if "aws" not in p.relative_to(SRC).parts and batchpipe_modules(p) & RUN_MODULES
+    )
+    assert users == ["backends/aws.py"]
+
+
+@pytest.mark.parametrize("service", ["sfn", "batch", "objects"])
+def test_a_service_module_uses_no_other_service_module(service: str) -> None:
+    """Each answers for its own AWS service; runs.py is where they are composed."""
+    reached = batchpipe_modules(SRC / "aws" / f"{service}.py") & RUN_MODULES
+    assert reached == set(), f"aws/{service}.py imports {reached}"
+
+
 def test_the_cli_is_a_shell_over_the_backends() -> None:
     """The CLI reaches AWS through backends/aws.py (deploy through its plan, batchpipe.deploy and aws.deploy, and
-    aws.template; destroy through aws.stack): never the run and client modules, never boto3."""
+    aws.template; destroy through aws.stack): never the run, service and client modules, never boto3."""
     reached: set[str] = set()
     for path in sorted((SRC / "cli").glob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
@@ -103,5 +122,5 @@ def test_the_cli_is_a_shell_over_the_backends() -> None:
             elif isinstance(node, ast.ImportFrom) and node.module:
                 reached.add(node.module)
                 reached.update(f"{node.module}.{a.name}" for a in node.names)  # `from batchpipe.aws import runs`
-    assert not reached & {"batchpipe.aws.runs", "batchpipe.aws.clients", "boto3", "botocore"}
+    assert not reached & (RUN_MODULES | {"batchpipe.aws.clients", "boto3", "botocore"})
     assert "batchpipe.backends.aws" in reached

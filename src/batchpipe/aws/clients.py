@@ -12,7 +12,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError, ProfileNotFound
 
-from batchpipe.errors import InputError
+from batchpipe.errors import BatchpipeError, InputError
 
 RETRIES = Config(retries={"max_attempts": 10, "mode": "adaptive"})
 _SESSION: dict[str, str | None] = {"region": None, "profile": None}
@@ -44,6 +44,28 @@ def region() -> str:
 def not_found(exc: ClientError) -> bool:
     """Whether an S3 error means the object is absent (and nothing else: AccessDenied is not absence)."""
     return exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound")
+
+
+def code(exc: ClientError) -> str:
+    """AWS's error code of a refusal ("ExecutionDoesNotExist", "NoSuchKey", "AccessDeniedException", ...)."""
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def failed(doing: str, exc: Exception) -> BatchpipeError:
+    """An AWS refusal in one line: what was being done, AWS's code and message (AccessDenied is not "absent")."""
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        return BatchpipeError(f"{doing}: {error.get('Code')}: {error.get('Message')}")
+    return BatchpipeError(f"{doing}: {exc}")
+
+
+def pages(service: Any, operation: str, doing: str, **params: Any) -> Iterator[dict[str, Any]]:
+    """Every page of a paginated call (botocore's paginator passes each page's token to the next call), as they
+    come; any refusal is `failed(doing, ...)`. `service` is the client to use."""
+    try:
+        yield from service.get_paginator(operation).paginate(**params)
+    except ClientError as exc:
+        raise failed(doing, exc) from None
 
 
 def _body(bucket: str, key: str, **extra: str) -> Any:

@@ -99,14 +99,14 @@ def _outputs_or_local_hint(target: Target) -> Any:
 
 def _run(pipeline: str, input_file: Path, job_name: str, target: Target, progress: Progress, upload: bytes | None,
          resume: str | None, wait: bool, poll: float, **extra: Any) -> RunSummary:  # fmt: skip
-    from batchpipe.aws import runs
+    from batchpipe.aws import runs, sfn
 
     out = _outputs_or_local_hint(target)
     execution = None
     if resume is not None:
         arn = runs.resume(out, resume, upload if upload is not None else input_file.read_bytes(), pipeline)
         execution = arn.rsplit(":", 1)[1]
-        job_name = runs.job_of(runs.find(out, arn)[1])
+        job_name = sfn.job_of(sfn.find(out, arn)[1])
     elif upload is not None:
         with tempfile.TemporaryDirectory() as tmp:
             copy = Path(tmp) / input_file.name
@@ -120,7 +120,7 @@ def _run(pipeline: str, input_file: Path, job_name: str, target: Target, progres
 
 
 def location(outputs: Any, job_name: str) -> str:
-    from batchpipe.aws.runs import run_prefix
+    from batchpipe.aws.objects import run_prefix
 
     return f"s3://{outputs.bucket}/{run_prefix(job_name)}"
 
@@ -129,7 +129,7 @@ def follow(
     target: Target, job_name: str, progress: Progress, *, execution: str | None = None, poll: float = POLL_SECONDS
 ) -> RunSummary:
     """Follow a run until its execution ends, then read its collated result. Ctrl-C stops watching, not the run."""
-    from batchpipe.aws import runs
+    from batchpipe.aws import objects
 
     out = target.outputs
     frame_names: dict[str, set[str]] = {}
@@ -165,17 +165,17 @@ def follow(
             "stopped watching; the run goes on",
             f"watch again: batchpipe status {job_name} --watch --stack-name {target.stack_name}",
         ) from None
-    result = runs.result_document(out, doc["pipeline"], job_name)
+    result = objects.result_document(out, doc["pipeline"], job_name)
     status = doc["status"] if doc["status"] != "SUCCEEDED" or result is None else str(result.get("status"))
     return RunSummary(doc["pipeline"], job_name, status, location(out, job_name), result, doc["executionArn"])
 
 
 def watch(target: Target, run: str, progress: Progress, poll: float = POLL_SECONDS) -> RunSummary:
     """`follow` a run named by job name or execution ARN (a resumed run: its latest execution)."""
-    from batchpipe.aws import runs
+    from batchpipe.aws import sfn
 
-    _, desc = runs.find(target.outputs, run)
-    return follow(target, runs.job_of(desc), progress, execution=desc["name"], poll=poll)
+    _, desc = sfn.find(target.outputs, run)
+    return follow(target, sfn.job_of(desc), progress, execution=desc["name"], poll=poll)
 
 
 def _duration(desc: Doc) -> str:
@@ -188,32 +188,32 @@ def _duration(desc: Doc) -> str:
 def frame_progress(outputs: Any, job_name: str, expected: dict[str, set[str]]) -> dict[str, int] | None:
     """A render run's frames in S3 out of the plan's total, once the plan exists: one paginated listing of the
     frames/ prefix. `expected` caches the plan's frame names by job (a tail reads the plan once)."""
-    from batchpipe.aws import runs
+    from batchpipe.aws import objects
     from batchpipe.rendering.frames import FrameRange, frame_filename
 
     if job_name not in expected:
-        plan = runs.plan_document(outputs, job_name)
+        plan = objects.plan_document(outputs, job_name)
         if plan is None:
             return None
         frames = FrameRange(int(plan["frameStart"]), int(plan["frameEnd"]), int(plan["frameStep"])).frames()
         expected[job_name] = {frame_filename(f) for f in frames}
     names = expected[job_name]
-    return {"rendered": len(names & runs.frames_in_s3(outputs, job_name)), "total": len(names)}
+    return {"rendered": len(names & objects.frames_in_s3(outputs, job_name)), "total": len(names)}
 
 
 def run_status(outputs: Any, run: str, frame_names: dict[str, set[str]] | None = None) -> Doc:
     """A run's execution status, stages, array progress, failed children, and for a render its frames in S3."""
-    from batchpipe.aws import runs
+    from batchpipe.aws import batch, runs, sfn
 
-    pipeline, desc = runs.find(outputs, run)
+    pipeline, desc = sfn.find(outputs, run)
     stages = runs.stages(desc["executionArn"])
-    job = runs.job_of(desc)
-    jobs = [j for j in runs.batch_jobs(outputs, job) if j.get("createdAt", 0) >= desc["startDate"].timestamp() * 1000]
+    job = sfn.job_of(desc)
+    jobs = [j for j in batch.jobs_of(outputs, job) if j.get("createdAt", 0) >= desc["startDate"].timestamp() * 1000]
     arrays = [j for j in jobs if "size" in (j.get("arrayProperties") or {})]
     failed = [
         {
             "job": j["jobName"],
-            "index": runs.array_index(j),
+            "index": batch.array_index(j),
             "attempts": len(j.get("attempts") or []),
             "statusReason": j.get("statusReason"),
             "logStream": (j.get("container") or {}).get("logStreamName"),
@@ -221,7 +221,7 @@ def run_status(outputs: Any, run: str, frame_names: dict[str, set[str]] | None =
         for j in jobs
         if j["status"] == "FAILED"
     ]
-    stuck = runs.runnable_problems(outputs, jobs)
+    stuck = batch.runnable_problems(outputs, jobs)
     counts = catalog.pipeline(pipeline).counts_frames
     frames = frame_progress(outputs, job, {} if frame_names is None else frame_names) if counts else None
     return {
@@ -249,36 +249,36 @@ def run_status(outputs: Any, run: str, frame_names: dict[str, set[str]] | None =
 
 def recent_runs(target: Target) -> list[Doc]:
     """Recent runs of both pipelines in the stack, newest first."""
-    from batchpipe.aws import runs
+    from batchpipe.aws import sfn
 
     return [{"jobName": e["name"], "pipeline": p, "status": e["status"], "started": e["startDate"].isoformat(),
-             "duration": _duration(e)} for p, e in runs.executions(target.outputs)]  # fmt: skip
+             "duration": _duration(e)} for p, e in sfn.executions(target.outputs)]  # fmt: skip
 
 
 def result_document(target: Target, run: str) -> tuple[str, str, Doc | None, str]:
     """(pipeline, job name, collated result or None, execution status) of a run, by job name or execution ARN."""
-    from batchpipe.aws import runs
+    from batchpipe.aws import objects, sfn
 
-    pipeline, desc = runs.find(target.outputs, run)
-    job = runs.job_of(desc)
-    return pipeline, job, runs.result_document(target.outputs, pipeline, job), str(desc["status"])
+    pipeline, desc = sfn.find(target.outputs, run)
+    job = sfn.job_of(desc)
+    return pipeline, job, objects.result_document(target.outputs, pipeline, job), str(desc["status"])
 
 
 def download(target: Target, pipeline: str, job_name: str, directory: Path) -> list[Path]:
     """The run's results (Monte Carlo: results.json, results.csv; render: render.json and, when there is one, the
     video) into `directory`, every target checked to stay inside it."""
-    from batchpipe.aws import runs
+    from batchpipe.aws import objects
 
     described = catalog.pipeline(pipeline)
-    return runs.download(target.outputs, job_name, list(described.downloads), directory,
+    return objects.download(target.outputs, job_name, list(described.downloads), directory,
                          optional=described.optional_downloads)  # fmt: skip
 
 
 def video_link(target: Target, job_name: str) -> tuple[str, str]:
     """(s3:// URI, a presigned link valid for an hour) of a render run's video."""
-    from batchpipe.aws import runs
+    from batchpipe.aws import objects
 
-    return runs.video_link(target.outputs, job_name)
+    return objects.video_link(target.outputs, job_name)
 
 
 def cancel(target: Target, run: str) -> tuple[str, int]:
