@@ -74,7 +74,7 @@ def bench_collate(shards: int = SHARDS) -> dict[str, Any]:
             totals = ExactSums(BLOCKS)
             totals.add_rows([[1e6 + rng.gauss(0, 5e3) for _ in range(BLOCKS)]])
             entry = {"index": shard, "pv": 1e6 + rng.gauss(0, 600), "stderr": 600.0, "error": None}
-            result = {"jobName": "run", "shard": shard, "planHash": plan["planHash"], "positions": [entry],
+            result = {"jobName": "run", "shard": shard, "planHash": plan.plan_hash, "positions": [entry],
                       "blockTotals": totals.parts()}  # fmt: skip
             layout.write_json(layout.shard(shard), result)
 
@@ -95,8 +95,8 @@ def bench_collate(shards: int = SHARDS) -> dict[str, Any]:
         rows = []
         for result in sorted(loaded, key=lambda d: d["shard"]):
             r = mc.shard_range(plan, result["shard"])
-            rows.extend(collation.add(result["shard"], positions[r.start : r.stop], result))
-        reference_doc = collation.summary() | {"positions": rows}
+            rows.extend(collation.add(result["shard"], positions[r.start : r.stop], mc.ShardResult.read(result)))
+        reference_doc = collation.summary().stored() | {"positions": [row.stored() for row in rows]}
         reference = time.perf_counter() - start
         ours_doc = layout.read_json(layout.results)
         assert ours_doc["totalPv"] == reference_doc["totalPv"] and len(ours_doc["positions"]) == shards
