@@ -300,8 +300,9 @@ def _render(plan: RenderPlan, blend: Path, job_name: str, output_dir: Path, prog
         progress.warn(f"resuming {job_name}: {len(kept)} of {shards} shards already rendered (--fresh starts over)")
     elif earlier is not None:  # start clean: the earlier plan's frames never mix with this plan's
         _remove_plan_files(output_dir, earlier)
-    for stale_file in (layout.video, f".{layout.video}.partial.mp4", layout.render_result):  # always rebuilt
-        (output_dir / stale_file).unlink(missing_ok=True)
+    video_file = output_dir / layout.video
+    for stale_file in (video_file, rp.partial_video(video_file), output_dir / layout.render_result):  # always rebuilt
+        stale_file.unlink(missing_ok=True)
     todo = [s for s in range(shards) if s not in kept]
     for shard in todo:  # what an unfinished attempt left of a shard to render again
         for f in rp.frames_of_shard(plan, shard):

@@ -313,6 +313,11 @@ def failed_shard(plan: RenderPlan, shard: int, message: str) -> RenderShardResul
                              rendered=[], missing=frames, error=message, seconds=0.0)  # fmt: skip
 
 
+def partial_video(video: Path) -> Path:
+    """Where `stitch` writes the video until its frames are counted (then it is moved into place)."""
+    return video.with_name(f".{video.name}.partial.mp4")
+
+
 def stitch(plan: RenderPlanBody, frames_dir: Path, video: Path) -> VideoInfo:
     """output.mp4 from every frame in order, at the scene's frame rate; the frame count is checked."""
     frames = all_frames(plan)
@@ -325,7 +330,7 @@ def stitch(plan: RenderPlanBody, frames_dir: Path, video: Path) -> VideoInfo:
     with tempfile.TemporaryDirectory(prefix="batchpipe-stitch-") as tmp:
         for i, f in enumerate(frames):  # a gap-free sequence whatever the frame numbers and step
             os.symlink((frames_dir / frame_filename(f)).resolve(), Path(tmp) / f"{i:06d}.png")
-        partial = video.with_name(f".{video.name}.partial.mp4")
+        partial = partial_video(video)
         run = subprocess.run(
             ffmpeg_stitch_args(tool("ffmpeg"), str(Path(tmp) / "%06d.png"), rate, len(frames), str(partial)),
             capture_output=True,
