@@ -8,9 +8,14 @@ STAMP  := $(VENV)/.installed
 
 install: system-deps $(STAMP)
 
-# Debian packages the pipelines run: Blender and FFmpeg (and python3-venv on a bare Debian), installed when missing.
+# Debian packages, installed when missing: FFmpeg; the X11/GL libraries the official Blender build (the bpy module,
+# the render extra) loads even headless; Debian's own Blender, the second Blender the tests render with (--blender);
+# python3-venv on a bare Debian.
+BPY_LIBS = libgl1 libsm6 libx11-6 libxext6 libxfixes3 libxi6 libxrender1 libxkbcommon0
+BPY_MISSING = $(shell for p in $(BPY_LIBS); do dpkg-query -W -f='$${db:Status-Abbrev}' $$p 2>/dev/null \
+  | grep -q '^ii' || echo $$p; done)
 DEB_NEEDED = $(strip $(if $(shell command -v blender),,blender) $(if $(shell command -v ffmpeg),,ffmpeg) \
-  $(if $(shell $(PYTHON) -c 'import ensurepip, venv' 2>/dev/null && echo ok),,python3-venv))
+  $(BPY_MISSING) $(if $(shell $(PYTHON) -c 'import ensurepip, venv' 2>/dev/null && echo ok),,python3-venv))
 
 system-deps:
 	@if [ -n "$(DEB_NEEDED)" ]; then \
@@ -22,7 +27,7 @@ system-deps:
 $(STAMP): pyproject.toml | system-deps
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,render]'
 	touch $(STAMP)
 
 test: install

@@ -3,8 +3,9 @@
 Monte Carlo: calibration (time, RMSE), engine path-steps per second, and the workshop portfolio end to end at
 <= 0.05% of notional per position, each against the workshop's way (QuantLib differential-evolution calibration per
 position, QuantLib's path generator one path at a time and a Python payoff loop: bench/workshop_reference.py).
-Then: `batchpipe --help` start-up against a bare interpreter, a local render on all cores against one
-`blender -b file -a`, time and peak memory for 10,000 and 100,000 positions, and collate of 10,000 shard results
+Then: `batchpipe --help` start-up against a bare interpreter, a local render on all cores against one Blender
+process rendering every frame (both the official build batchpipe renders with) and a shard's start-up, time
+and peak memory for 10,000 and 100,000 positions, and collate of 10,000 shard results
 from S3 (moto server) against a sequential loop.
 Results are printed and written to bench/results.json.
 """
@@ -142,9 +143,10 @@ def main() -> None:
     print(f"\n`batchpipe --help`: {startup['seconds']:.3f} s, `python -c pass`: {startup['referenceSeconds']:.3f} s "
           f"({startup['ratio']:.1f}x the bare interpreter)")  # fmt: skip
     render = bench_render()
-    print(f"local render, {render['frames']} frames: {render['seconds']:.1f} s with {render['workers']} workers "
-          f"(and the video) vs {render['referenceSeconds']:.1f} s for one `blender -b file -a`: "
-          f"{render['ratio']:.2f}x")  # fmt: skip
+    print(f"local render (Blender {render['blender']}), {render['frames']} frames: {render['seconds']:.1f} s with "
+          f"{render['workers']} workers (and the video) vs {render['referenceSeconds']:.1f} s for one Blender process "
+          f"rendering them all: {render['ratio']:.2f}x; a shard's start-up (interpreter, Blender, opening the file): "
+          f"{render['shardStartupSeconds']:.2f} s")  # fmt: skip
     scale = bench_scale()
     small, large = scale["small"], scale["large"]
     print(f"large portfolios, 256 paths: {small['positions']:,} positions {small['seconds']:.1f} s, peak RSS "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -48,9 +49,13 @@ SCENE_SCRIPT = """
 import bpy, sys
 a = dict(x.split("=", 1) for x in sys.argv[sys.argv.index("--") + 1:])
 s = bpy.context.scene
-s.render.engine = "CYCLES"
-s.cycles.samples = 1
-s.cycles.use_denoising = False  # Debian's Blender 3.4 is built without OpenImageDenoise
+s.render.engine = a["engine"]
+if a["engine"] == "CYCLES":
+    s.cycles.samples = 1
+    if a["denoise"] == "off":  # else as Blender leaves it: on (Debian's Blender 3.4 has no OpenImageDenoise)
+        s.cycles.use_denoising = False
+elif a["engine"].startswith("BLENDER_EEVEE"):
+    s.eevee.taa_render_samples = 1
 s.render.resolution_x, s.render.resolution_y = int(a["width"]), int(a["height"])
 s.render.resolution_percentage = 100
 s.frame_start, s.frame_end, s.frame_step = int(a["start"]), int(a["end"]), int(a["step"])
@@ -73,24 +78,42 @@ def need_tool(name: str) -> str:
     return found
 
 
+def need_bpy() -> str:
+    """The interpreter with Blender's official build (the bpy module, the render extra): this one."""
+    import importlib.util
+
+    assert importlib.util.find_spec("bpy"), "the bpy module is not installed: run `make install` (tests never skip)"
+    return sys.executable
+
+
+DEBIAN_BLENDER = "/usr/bin/blender"  # a second, older Blender (Debian's 3.4), for --blender and version tests
+
+
 @pytest.fixture(scope="session")
 def blend_scene(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """scene(start=1, end=3, ...) -> a tiny Cycles .blend saved by real Blender, made once per distinct parameters."""
+    """scene(start=1, end=3, ...) -> a tiny .blend (Cycles unless `engine`) saved by real Blender, made once per
+    distinct parameters: by the pinned official build (the bpy module), or by the Blender executable `blender`."""
     made: dict[tuple[Any, ...], Path] = {}
     root = tmp_path_factory.mktemp("render-scenes")
     script = root / "make_scene.py"
     script.write_text(SCENE_SCRIPT)
 
     def make(start: int = 1, end: int = 3, step: int = 1, fps: int = 24, fps_base: float = 1.0, width: int = 32,
-             height: int = 24, compress: bool = True, marker: Path | None = None) -> Path:  # fmt: skip
-        key = (start, end, step, fps, fps_base, width, height, compress, marker)
+             height: int = 24, compress: bool = True, marker: Path | None = None, engine: str = "CYCLES",
+             blender: str | None = None, denoise: bool = True) -> Path:  # fmt: skip
+        key = (start, end, step, fps, fps_base, width, height, compress, marker, engine, blender, denoise)
         if key not in made:
             out = root / f"scene-{len(made)}.blend"
             args = {"start": start, "end": end, "step": step, "fps": fps, "fps_base": fps_base, "width": width,
-                    "height": height, "compress": int(compress), "marker": marker or "", "out": out}  # fmt: skip
+                    "height": height, "compress": int(compress), "marker": marker or "", "engine": engine,
+                    "denoise": "on" if denoise else "off", "out": out}  # fmt: skip
+            if blender is None:
+                command = [need_bpy(), "-I", str(script)]
+            else:
+                command = [need_tool(blender), "-b", "--factory-startup", "--python-exit-code", "1", "--python",
+                           str(script)]  # fmt: skip
             run = subprocess.run(
-                [need_tool("blender"), "-b", "--factory-startup", "--python-exit-code", "1", "--python", str(script),
-                 "--", *(f"{k}={v}" for k, v in args.items())],
+                [*command, "--", *(f"{k}={v}" for k, v in args.items())],
                 capture_output=True, text=True, check=False, timeout=120,
             )  # fmt: skip
             assert run.returncode == 0 and out.is_file(), run.stdout[-2000:] + run.stderr[-2000:]

@@ -1,5 +1,6 @@
 """`batchpipe run render --local` end to end with real Blender and FFmpeg, on tiny Cycles scenes the tests make.
 
+The renderer is the pinned official build (the bpy module); Debian's Blender 3.4 is the `--blender PATH` one.
 Blender, FFmpeg and ffprobe are required: a missing tool fails the tests (`make install` installs them).
 """
 
@@ -9,7 +10,6 @@ import json
 import stat
 import struct
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +18,15 @@ from click.testing import CliRunner, Result
 
 from batchpipe.cli import main
 from batchpipe.rendering.blendfile import inspect_blend
-from tests.conftest import need_tool
+from tests.conftest import DEBIAN_BLENDER, need_bpy, need_tool
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="session", autouse=True)
 def tools() -> None:
-    for name in ("blender", "ffmpeg", "ffprobe"):
+    need_bpy()
+    for name in (DEBIAN_BLENDER, "ffmpeg", "ffprobe"):
         need_tool(name)
 
 
@@ -155,18 +156,28 @@ def test_frames_and_resolution_overrides_and_a_rerun_keeps_only_the_new_frames(
     assert int(video["nb_read_frames"]) == 2 and (video["width"], video["height"]) == (16, 12)
 
 
-def test_the_files_own_script_never_runs(blend_scene: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
+OPEN_WITH_SCRIPTS = "import bpy, sys; bpy.ops.wm.open_mainfile(filepath=sys.argv[1], use_scripts=True)"
+
+
+@pytest.mark.parametrize("renderer", ["module", "executable"])
+def test_the_files_own_script_never_runs(
+    blend_scene: Any, tmp_path_factory: pytest.TempPathFactory, renderer: str
+) -> None:
     tmp = tmp_path_factory.mktemp("autorun")
     marker = tmp / "autorun-ran.txt"
-    blend = blend_scene(start=1, end=1, marker=marker)
+    own = renderer == "executable"  # Debian's Blender, given with --blender, renders a file it saved
+    blend = blend_scene(start=1, end=1, marker=marker, blender=DEBIAN_BLENDER if own else None, denoise=not own)
     # positive control: with auto-exec on, loading the file runs its script, so the check below can fail
-    control = subprocess.run([need_tool("blender"), "-b", "--factory-startup", "--enable-autoexec", str(blend)],
-                             capture_output=True, text=True, check=False, timeout=120)  # fmt: skip
+    if own:
+        command = [DEBIAN_BLENDER, "-b", "--factory-startup", "--enable-autoexec", str(blend)]
+    else:
+        command = [need_bpy(), "-I", "-c", OPEN_WITH_SCRIPTS, str(blend)]
+    control = subprocess.run(command, capture_output=True, text=True, check=False, timeout=120)
     assert control.returncode == 0, control.stdout[-2000:]
     assert marker.read_text() == "the file ran its own script"
     marker.unlink()
     out = tmp / "out"
-    result = render(blend, out)
+    result = render(blend, out, *(["--blender", DEBIAN_BLENDER] if own else []))
     assert result.exit_code == 0, result.output + result.stderr
     assert listing(out / "frames") == ["0001.png"]
     assert not marker.exists(), "batchpipe let the .blend run its own script"
@@ -194,18 +205,25 @@ def test_bad_input_is_one_line_and_writes_nothing(blend_scene: Any, tmp_path: Pa
 
 
 WRAPPER = """#!{python}
-# Fault injection around the real Blender: the shard starting at {broken} cannot save frame {blocked} (a directory
-# is in the way: Blender's own save error); the shard starting at {truncated} renders, then its frame is cut short
-# and the wrapper exits 0 (Blender "succeeded" but the frame is bad).
+# Fault injection around the real renderer, given as a Blender executable (--blender): it runs the official build
+# (the bpy module) on the render script's own arguments. The shard starting at {broken} cannot save frame
+# {blocked} (a directory is in the way: Blender's own save error); the shard starting at {truncated} renders, then
+# its frame is cut short and the wrapper exits 0 (Blender "succeeded" but the frame is bad).
 import os, subprocess, sys
 args = sys.argv[1:]
-real = {blender!r}
-pattern = args[args.index("--render-output") + 1]
-first = args[args.index("--frame-start") + 1]
+if args == ["--version"]:
+    import importlib.metadata
+    print("Blender", importlib.metadata.version("bpy"))
+    sys.exit(0)
+script = args[args.index("--python") + 1]
+own = args[args.index("--") + 1 :]
+real = [{python!r}, "-I", script, *own]
+pattern = own[own.index("--output") + 1]
+first = own[own.index("--first") + 1]
 if first == "{broken}":
     os.makedirs(pattern.replace("####", "{blocked:04d}") + ".png")
-    os.execv(real, [real, *args])
-code = subprocess.call([real, *args])
+    os.execv(real[0], real)
+code = subprocess.call(real)
 if first == "{truncated}":
     frame = pattern.replace("####", "{truncated:04d}") + ".png"
     data = open(frame, "rb").read()
@@ -217,9 +235,7 @@ sys.exit(code)
 def test_failing_shards_leave_a_partial_run(blend_scene: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     blend = blend_scene(start=5, end=11, fps=12, width=33, height=25)
     wrapper = tmp_path / "blender-wrapper"
-    wrapper.write_text(
-        WRAPPER.format(python=sys.executable, blender=need_tool("blender"), broken=8, blocked=9, truncated=11)
-    )
+    wrapper.write_text(WRAPPER.format(python=need_bpy(), broken=8, blocked=9, truncated=11))
     wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
     monkeypatch.setenv("BATCHPIPE_BLENDER", str(wrapper))
     out = tmp_path / "out"

@@ -9,7 +9,6 @@ import json
 import os
 import signal
 import stat
-import sys
 import threading
 import time
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import need_tool
+from tests.conftest import need_bpy
 from tests.functional.test_render import listing, names, probe, render
 
 pytestmark = pytest.mark.slow
@@ -85,13 +84,19 @@ def test_rerun_renders_only_shards_with_missing_or_corrupt_frames_then_fresh_the
 
 
 HANGING = """#!{python}
-# The real Blender, except that the shard starting at frame {hang} records its pid and hangs (a long render).
+# The real renderer (the official build, the bpy module, given as a Blender executable with --blender), except that
+# the shard starting at frame {hang} records its pid and hangs (a long render).
 import os, sys
 args = sys.argv[1:]
-if args[args.index("--frame-start") + 1] == "{hang}":
+if args == ["--version"]:
+    import importlib.metadata
+    print("Blender", importlib.metadata.version("bpy"))
+    sys.exit(0)
+own = args[args.index("--") + 1 :]
+if own[own.index("--first") + 1] == "{hang}":
     open({pidfile!r}, "w").write(str(os.getpid()))
     os.execv("/bin/sleep", ["sleep", "120"])
-os.execv({blender!r}, [{blender!r}, *args])
+os.execv({python!r}, [{python!r}, "-I", args[args.index("--python") + 1], *own])
 """
 
 
@@ -100,9 +105,7 @@ def test_ctrl_c_stops_blender_keeps_finished_shards_and_says_how_to_resume(
 ) -> None:
     blend = blend_scene(start=1, end=3)
     wrapper, pidfile = tmp_path / "blender-wrapper", tmp_path / "hanging.pid"
-    wrapper.write_text(
-        HANGING.format(python=sys.executable, blender=need_tool("blender"), hang=2, pidfile=str(pidfile))
-    )
+    wrapper.write_text(HANGING.format(python=need_bpy(), hang=2, pidfile=str(pidfile)))
     wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
     monkeypatch.setenv("BATCHPIPE_BLENDER", str(wrapper))
     out = tmp_path / "out"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import itertools
+import json
 import struct
 import zlib
 from fractions import Fraction
@@ -18,7 +19,7 @@ import pytest
 from batchpipe.errors import InputError
 from batchpipe.pipelines.render import preprocess
 from batchpipe.rendering.blendfile import inspect_blend
-from batchpipe.rendering.commands import blender_render_args, ffmpeg_stitch_args, ffprobe_args
+from batchpipe.rendering.commands import ffmpeg_stitch_args, ffprobe_args
 from batchpipe.rendering.frames import (
     MAX_ARRAY_SIZE,
     FrameRange,
@@ -31,6 +32,7 @@ from batchpipe.rendering.frames import (
     threads_per_process,
 )
 from batchpipe.rendering.pngcheck import png_problem
+from batchpipe.rendering.renderer import SCRIPT, Renderer
 
 REAL_BLEND = Path("/usr/share/blender/scripts/startup/bl_app_templates_system/VFX/startup.blend")
 
@@ -221,8 +223,9 @@ def test_ffprobe_args_count_frames() -> None:
     assert "nb_read_frames" in _after(args, "-show_entries") and _after(args, "-of") == "json"
 
 
-def test_blender_render_args() -> None:
-    args = blender_render_args("/usr/bin/blender", "/s/scene.blend", "Scene", "/o/frames/####", -2, 4, 2, 3, 50, 8)
+def test_render_args_of_a_blender_executable() -> None:
+    exe = Renderer("executable", "/usr/bin/blender", "3.4.1")
+    args = exe.render_args("/s/scene.blend", "Scene", "/o/frames/####", -2, 4, 2, 3, 50, 8)
     assert args[0] == "/usr/bin/blender"
     for flag in ("--background", "--factory-startup", "--disable-autoexec"):
         assert flag in args
@@ -230,21 +233,25 @@ def test_blender_render_args() -> None:
     assert _after(args, "--python-exit-code") == "1"
     blend = args.index("/s/scene.blend")
     # arguments run in order: auto-exec is off before the file loads; our script runs on the loaded file
-    assert args.index("--disable-autoexec") < blend < args.index("--python-expr")
-    assert args[-1] == "--render-anim" and args.count("--render-anim") == 1
-    assert _after(args, "--render-format") == "PNG"
-    assert _after(args, "--render-output") == "/o/frames/####"
-    assert _after(args, "--scene") == "Scene"
-    frames = [_after(args, flag) for flag in ("--frame-start", "--frame-end", "--frame-jump")]
-    assert frames == ["-2", "4", "2"]
-    assert _after(args, "--threads") == "3"
-    assert _after(args, "--use-extension") == "1"
-    script = _after(args, "--python-expr")
-    compile(script, "<setup>", "exec")  # valid Python
-    assert "'PNG'" in script and '"resolutionPercentage": 50' in script and '"samples": 8' in script
-    plain = _after(blender_render_args("b", "f.blend", "S", "o/####", 1, 1, 1, 1), "--python-expr")
-    compile(plain, "<setup>", "exec")
-    assert '"resolutionPercentage": null' in plain and '"samples": null' in plain
+    assert args.index("--disable-autoexec") < blend < args.index("--python") < args.index("--")
+    assert _after(args, "--python") == SCRIPT and Path(SCRIPT).is_file()
+    own = args[args.index("--") + 1 :]
+    assert _after(own, "--blend") == "/s/scene.blend" and _after(own, "--scene") == "Scene"
+    assert _after(own, "--output") == "/o/frames/####"
+    assert [_after(own, flag) for flag in ("--first", "--last", "--step", "--threads")] == ["-2", "4", "2", "3"]
+    assert json.loads(_after(own, "--overrides")) == {"resolutionPercentage": 50, "samples": 8}
+    plain = exe.render_args("f.blend", "S", "o/####", 1, 1, 1, 1)
+    assert json.loads(_after(plain, "--overrides")) == {"resolutionPercentage": None, "samples": None}
+
+
+def test_render_args_of_the_bpy_module_run_the_same_script_isolated() -> None:
+    module = Renderer("module", "/venv/bin/python", "4.5.15")
+    args = module.render_args("/s/scene.blend", "Scene", "/o/frames/####", 1, 9, 1, 2)
+    assert args[:3] == ["/venv/bin/python", "-I", SCRIPT]  # -I: no PYTHONPATH, no user site, no script dir
+    executable = Renderer("executable", "b", "4.5.15").render_args("/s/scene.blend", "Scene", "/o/frames/####",
+                                                                    1, 9, 1, 2)  # fmt: skip
+    assert args[3:] == executable[executable.index("--") + 1 :]  # the same script arguments
+    assert module.describe() == "Blender 4.5.15 (the bpy module)"
 
 
 # --- PNG checks ----------------------------------------------------------------------------------------------------

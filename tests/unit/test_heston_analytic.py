@@ -294,7 +294,9 @@ def test_workshop_calibration_is_the_same_in_the_wider_search_box(
 ) -> None:
     """The search box grew to the accepted domain (v0 up to 9, kappa up to 400, sigma up to 10): the workshop fit
     never touched the old box's bounds, so it is the one the old box [1e-4, 1] x [1e-3, 20] x [1e-4, 1] x
-    [1e-2, 5] x [-0.999, 0.999] gave (recorded from it), to 1e-9 relative."""
+    [1e-2, 5] x [-0.999, 0.999] gave (recorded from it, under numpy 2), to 1e-6 relative: numpy 1.26 (which the
+    render extra's bpy pins) rounds the objective's last bits otherwise, and the fit lands 3e-8 away after 118
+    evaluations instead of 119."""
     _, fit = workshop_calibration
     before = {
         "v0": 0.012156138412792067,
@@ -305,9 +307,9 @@ def test_workshop_calibration_is_the_same_in_the_wider_search_box(
     }
     got = fit.params.as_dict()
     for name, ref in before.items():
-        assert got[name] == pytest.approx(ref, rel=1e-9), name
-    assert fit.rmse == pytest.approx(0.003599603606871811, rel=1e-9)
-    assert fit.evaluations == 119
+        assert got[name] == pytest.approx(ref, rel=1e-6), name
+    assert fit.rmse == pytest.approx(0.003599603606871811, rel=1e-7)
+    assert abs(fit.evaluations - 119) <= 2
 
 
 @pytest.mark.parametrize(

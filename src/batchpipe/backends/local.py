@@ -34,6 +34,7 @@ from batchpipe.pipelines.portfolio import Portfolio
 from batchpipe.pipelines.render_documents import RenderPlan, RenderResult, RenderShardResult
 from batchpipe.progress import Progress
 from batchpipe.rendering.frames import frame_filename, threads_per_process
+from batchpipe.rendering.renderer import Renderer
 
 Doc = dict[str, Any]
 T = TypeVar("T")
@@ -245,6 +246,7 @@ def run_render(
     samples: int | None = None,
     fresh: bool = False,
     force: bool = False,
+    blender: str | None = None,
 ) -> RunSummary:
     """Inspect, render the shards on parallel Blender processes, stitch; write frames/, output.mp4, render.json.
 
@@ -255,16 +257,18 @@ def run_render(
     valid PNGs are kept and only the others are rendered (unless `fresh`); any other plan first removes the files
     the earlier plan wrote (its frames, logs and shard results, by name), so old frames never mix with new ones,
     and nothing else in the directory is touched. Ctrl-C stops the Blender processes and keeps the finished shards.
+    The renderer is `blender` (an executable), else $BATCHPIPE_BLENDER, else the installed `bpy` module.
     """
     progress.stage("preprocess", f"{job_name}: inspecting the scene")
+    renderer = rp.renderer(blender)
     plan = rp.preprocess(
         blend, job_name, frames_per_job, frames=frames, resolution_percentage=resolution_percentage, samples=samples
     )
-    for name in ("blender", "ffmpeg", "ffprobe"):
+    for name in ("ffmpeg", "ffprobe"):
         rp.tool(name)
     with rundir.claim(output_dir, "render", job_name, force=force, input_name=str(blend),
                       warn=progress.warn) as run:  # fmt: skip
-        doc = _render(plan, blend, job_name, output_dir, progress, workers, fresh, run.earlier is not None)
+        doc = _render(plan, blend, job_name, output_dir, progress, workers, fresh, run.earlier is not None, renderer)
         run.finish(doc.status)
     return RunSummary("render", job_name, doc.status, str(output_dir), doc.stored())
 
@@ -287,7 +291,7 @@ def _remove_plan_files(output_dir: Path, plan: RenderPlan) -> None:
 
 
 def _render(plan: RenderPlan, blend: Path, job_name: str, output_dir: Path, progress: Progress,
-            workers: int | None, fresh: bool, resumable: bool) -> RenderResult:  # fmt: skip
+            workers: int | None, fresh: bool, resumable: bool, renderer: Renderer) -> RenderResult:  # fmt: skip
     out = str(output_dir)
     layout = RunLayout.at(out)
     shards = plan.shards
@@ -332,7 +336,7 @@ def _render(plan: RenderPlan, blend: Path, job_name: str, output_dir: Path, prog
             with lock:
                 progress.advance()
 
-        return rp.render_shard(plan, shard, blend, frames_dir, threads, on_frame=saved,
+        return rp.render_shard(plan, shard, blend, frames_dir, threads, renderer, on_frame=saved,
                                log_file=output_dir / layout.log(shard), on_process=started)  # fmt: skip
 
     pool = ThreadPoolExecutor(max_workers=n_workers)

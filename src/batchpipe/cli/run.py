@@ -178,6 +178,8 @@ def montecarlo(
 @click.option("--samples", type=click.IntRange(min=1), help="Render samples (Cycles or EEVEE; preview).")
 @click.option("--fresh", is_flag=True, help="Render every shard again instead of resuming a run of the same job.")
 @click.option("--resume", "resume", metavar="RUN", help="On AWS: render only what RUN is missing, over its output.")
+@click.option("--blender", metavar="PATH", help="Render with this Blender executable (env BATCHPIPE_BLENDER) instead "
+              "of the installed official build (the bpy module); --local only.")  # fmt: skip
 def render(
     blend: Path,
     local_run: bool,
@@ -194,6 +196,7 @@ def render(
     no_wait: bool,
     fresh: bool,
     resume: str | None,
+    blender: str | None,
 ) -> None:
     """Render a Blender file in parallel frame chunks and stitch the frames into an H.264 MP4.
 
@@ -221,6 +224,8 @@ def render(
     name = _job_name(job_name, blend.stem)
     _check_resume_options(local_run, fresh, resume, "frames_per_job")
     if not local_run:
+        if blender is not None:
+            raise InputError("--blender applies to --local runs only (on AWS the render image's Blender renders)")
         if frames is not None or resolution_percentage is not None or samples is not None:
             raise InputError("--frames, --resolution-percentage and --samples apply to --local runs only")
         rp.preprocess(blend, name, frames_per_job)  # the same checks as the local engine; nothing is written
@@ -229,7 +234,7 @@ def render(
             summary = local.run_render(blend, job_name=name, output_dir=output or DEFAULT_ROOT / name,
                                        progress=progress, frames_per_job=frames_per_job, workers=workers,
                                        frames=frames, resolution_percentage=resolution_percentage, samples=samples,
-                                       fresh=fresh, force=force)  # fmt: skip
+                                       fresh=fresh, force=force, blender=blender)  # fmt: skip
         else:
             summary = aws.run_render(blend, job_name=name, target=target, progress=progress,
                                      frames_per_job=frames_per_job, resume=resume, wait=not no_wait)  # fmt: skip

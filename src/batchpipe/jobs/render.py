@@ -63,7 +63,8 @@ def render(args: argparse.Namespace) -> None:
         return
     store = layout.store
     with local_copy(plan.input, ".blend") as blend, store.local_dir(layout.frames) as frames_dir:
-        result = rp.render_shard(plan, shard, blend, frames_dir, threads=args.threads or default_workers())
+        threads = args.threads or default_workers()
+        result = rp.render_shard(plan, shard, blend, frames_dir, threads, rp.renderer())
         for f in result.rendered:
             store.publish(layout.frame(f), frames_dir / frame_filename(f), keep=True)
     layout.write_json(layout.shard(shard), result)

@@ -6,10 +6,13 @@ The same functions run in the local engine's worker threads and in the render co
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
+import importlib.util
 import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from collections import deque
@@ -29,7 +32,7 @@ from batchpipe.pipelines.render_documents import (
     VideoInfo,
 )
 from batchpipe.rendering.blendfile import BlendError, inspect_blend
-from batchpipe.rendering.commands import blender_render_args, ffmpeg_stitch_args, ffprobe_args
+from batchpipe.rendering.commands import ffmpeg_stitch_args, ffprobe_args
 from batchpipe.rendering.frames import (
     MAX_ARRAY_SIZE,
     FrameRange,
@@ -40,13 +43,45 @@ from batchpipe.rendering.frames import (
     shard_frames,
 )
 from batchpipe.rendering.pngcheck import png_problem
+from batchpipe.rendering.renderer import Renderer
 
 PLAN_VERSION = 1
 LOG_TAIL_LINES = 15
 
 
+RENDER_EXTRA = "install the renderer: pip install 'batchpipe[render]' (make install does), or pass --blender PATH"
+
+
+def renderer(blender: str | None = None) -> Renderer:
+    """The Blender that renders: `blender` (--blender PATH), else $BATCHPIPE_BLENDER, else Blender's official
+    build as the `bpy` module of this interpreter (the `render` extra). InputError when there is none."""
+    given = blender or os.environ.get("BATCHPIPE_BLENDER")
+    if given:
+        found = shutil.which(given)
+        if not found:
+            label = f"--blender {given}" if blender else f"BATCHPIPE_BLENDER={given}"
+            raise InputError(f"{label}: no such executable")
+        return Renderer("executable", found, executable_version(found))
+    if importlib.util.find_spec("bpy") is None:
+        raise InputError("no Blender to render with: the bpy module is not installed", RENDER_EXTRA)
+    return Renderer("module", sys.executable, importlib.metadata.version("bpy"))
+
+
+def executable_version(blender: str) -> str:
+    """The version a Blender executable reports (`blender --version`: "Blender 4.2.3 LTS" -> "4.2.3")."""
+    try:
+        run = subprocess.run([blender, "--version"], capture_output=True, text=True, timeout=120, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise InputError(f"{blender}: cannot run it to read its version: {exc}") from None
+    for line in run.stdout.splitlines():
+        words = line.split()
+        if len(words) >= 2 and words[0] == "Blender" and words[1][:1].isdigit():
+            return words[1]
+    raise InputError(f"{blender}: not a Blender executable (`--version` printed no 'Blender X.Y')")
+
+
 def tool(name: str) -> str:
-    """Path of blender, ffmpeg or ffprobe: $BATCHPIPE_<NAME> or the PATH."""
+    """Path of ffmpeg or ffprobe: $BATCHPIPE_<NAME> or the PATH."""
     variable = f"BATCHPIPE_{name.upper()}"
     given = os.environ.get(variable)
     if given:
@@ -58,7 +93,7 @@ def tool(name: str) -> str:
     if not found:
         raise InputError(
             f"{name} not found on PATH",
-            f"install it (Debian: apt-get install {'blender' if name == 'blender' else 'ffmpeg'}) or set {variable}",
+            f"install it (Debian: apt-get install ffmpeg) or set {variable}",
         )
     return found
 
@@ -243,6 +278,7 @@ def render_shard(
     blend: Path,
     frames_dir: Path,
     threads: int,
+    renderer: Renderer,
     on_frame: Callable[[int], None] | None = None,
     log_file: Path | None = None,
     on_process: Callable[[subprocess.Popen[str]], None] | None = None,
@@ -253,8 +289,7 @@ def render_shard(
     """
     frames = frames_of_shard(plan, shard)
     frames_dir.mkdir(parents=True, exist_ok=True)
-    args = blender_render_args(
-        tool("blender"),
+    args = renderer.render_args(
         str(blend),
         plan.scene,
         str(frames_dir / "####"),
