@@ -257,3 +257,16 @@ def test_failing_shards_leave_a_partial_run(blend_scene: Any, tmp_path: Path, mo
     assert "Blender exited 0" in shards[2]["error"] and "11 (truncated PNG)" in shards[2]["error"]
     assert doc["errors"] == [shards[1]["error"], shards[2]["error"]]
     assert "PARTIAL" in result.stderr and "9-11" in result.stderr
+
+
+@pytest.mark.parametrize("engine", ["BLENDER_EEVEE_NEXT", "BLENDER_WORKBENCH"])
+def test_eevee_and_workbench_scenes_render_headless(blend_scene: Any, tmp_path: Path, engine: str) -> None:
+    """The official build renders the other two engines without a display (EEVEE on a software OpenGL: about a
+    minute here, most of it compiling shaders; Cycles with denoising on is every other test's scene)."""
+    blend = blend_scene(start=1, end=1, width=16, height=12, engine=engine)
+    assert inspect_blend(blend).engine == engine
+    out = tmp_path / "out"
+    result = render(blend, out)
+    assert result.exit_code == 0, result.output + result.stderr
+    assert listing(out / "frames") == ["0001.png"] and png_size(out / "frames" / "0001.png") == (16, 12)
+    assert json.loads((out / "render.json").read_text())["engine"] == engine
