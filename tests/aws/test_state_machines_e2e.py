@@ -194,6 +194,35 @@ def test_render_end_to_end_with_blender_and_ffmpeg(stack: Stack, blend_scene: An
     assert {"short/frames/0005.png", "short/frames/0006.png", "short/frames/0007.png", "short/output.mp4"} <= keys
 
 
+def test_render_preview_options_on_aws_make_the_local_plan(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, blend_scene: Any
+) -> None:
+    """--frames, --resolution-percentage and --samples travel in the payload to the preprocess job: the plan in S3
+    has them, with the planHash a local run of the same options computes, and the frames are rendered so."""
+    from click.testing import CliRunner
+
+    from batchpipe.aws import stack as stack_module
+    from batchpipe.cli import main
+    from batchpipe.pipelines import render as rp
+
+    blend = tmp_path / "preview.blend"
+    blend.write_bytes(blend_scene(start=1, end=9, width=32, height=24).read_bytes())
+    monkeypatch.setattr(stack_module, "outputs", lambda name: stack.outputs())
+    args = ["run", "render", str(blend), "--job-name", "preview", "--frames", "6-7", "--resolution-percentage", "50",
+            "--samples", "2", "--json"]  # fmt: skip
+    done = CliRunner().invoke(main, args)
+    assert done.exit_code == 0, done.output
+    [fan] = shard_submissions(stack)
+    assert fan.array_size == 2
+    plan = stack.result("runs/preview", "plan.json")
+    assert (plan["frameStart"], plan["frameEnd"], plan["resolutionPercentage"], plan["samples"]) == (6, 7, 50, 2)
+    local = rp.preprocess(blend, "preview", 1, frames=(6, 7), resolution_percentage=50, samples=2)
+    assert plan["planHash"] == local.plan_hash and plan["outputSize"] == [16, 12]
+    doc = stack.result("runs/preview", "render.json")
+    assert doc["status"] == "SUCCEEDED" and doc["framesRendered"] == ["0006.png", "0007.png"]
+    assert doc["resolution"] == [16, 12] and doc["videoInfo"]["frames"] == 2
+
+
 def test_run_without_local_tails_to_the_results(stack: Stack, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from click.testing import CliRunner
 

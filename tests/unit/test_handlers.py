@@ -44,6 +44,22 @@ def test_render_payload_accepts_frames_per_job_as_string_or_number(frames: objec
     assert out["resultUri"] == "s3://b/Pottery/render.json"
 
 
+def test_render_preview_options_travel_to_the_preprocess_job() -> None:
+    payload = {"jobName": "Pottery", "inputUri": "s3://b/pottery.blend", "outputUri": "s3://b/Pottery", **ARNS,
+               "framesPerJob": 2, "frames": "5-9", "resolutionPercentage": "50", "samples": 4}  # fmt: skip
+    command = handlers.prepare({"pipeline": "render", "input": payload})["preprocessCommand"]
+    assert command[5:] == ["--job-name", "Pottery", "--frames-per-job", "2", "--frames", "5-9",
+                           "--resolution-percentage", "50", "--samples", "4"]  # fmt: skip
+    plain = handlers.prepare({"pipeline": "render", "input": {**payload, "frames": None, "samples": None,
+                                                               "resolutionPercentage": ""}})  # fmt: skip
+    assert plain["preprocessCommand"][-2:] == ["--frames-per-job", "2"]
+    for bad, message in (({"frames": "5..9"}, "frames '5..9': expected START-END"),
+                         ({"frames": "-1-3"}, "frames '-1-3'"), ({"samples": 0}, "samples 0: must be at least 1"),
+                         ({"resolutionPercentage": "half"}, "resolutionPercentage 'half'")):  # fmt: skip
+        with pytest.raises(ValueError, match=message):
+            handlers.prepare({"pipeline": "render", "input": {**payload, **bad}})
+
+
 def test_positions_per_job_is_passed_when_given() -> None:
     out = handlers.prepare({"pipeline": "montecarlo", "input": {**workshop_montecarlo(), "positionsPerJob": "5"}})
     assert out["preprocessCommand"][-2:] == ["--positions-per-job", "5"]

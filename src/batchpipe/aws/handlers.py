@@ -1,7 +1,4 @@
-"""The state machines' Lambda: prepare the Batch commands, read the plan, summarise the results.
-
-Self-contained (standard library and the runtime's boto3) because the template inlines it as the function's code.
-"""
+"""The state machines' Lambda, self-contained (stdlib, the runtime's boto3): the template inlines it."""
 
 import json
 import os
@@ -11,13 +8,14 @@ from typing import Any
 Doc = dict[str, Any]
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$")
+FRAMES = re.compile(r"^\d{1,7}-\d{1,7}$")
 STAGES = {"montecarlo": ("preprocess", "price", "collate"), "render": ("preprocess", "render", "stitch")}
 RESULTS = {"montecarlo": "results.json", "render": "render.json"}
 
 
 def _count(event: Doc, key: str, required: bool) -> int | None:
     value = event.get(key)
-    if value is None or value == "":
+    if value in (None, ""):
         if required:
             raise ValueError(f"{key} is required")
         return None
@@ -31,7 +29,7 @@ def _count(event: Doc, key: str, required: bool) -> int | None:
 
 
 def prepare(event: Doc) -> Doc:
-    """Validate the workshop's start-execution payload and build the three stages' container commands."""
+    """Check the start-execution payload; the three stages' container commands."""
     pipeline, event = event.get("pipeline"), event.get("input") or {}
     if pipeline not in STAGES:
         raise ValueError(f"unknown pipeline {pipeline!r}")
@@ -48,9 +46,16 @@ def prepare(event: Doc) -> Doc:
     first = [pre, "--input", event["inputUri"], "--output", out, "--job-name", event["jobName"]]
     if pipeline == "render":
         first += ["--frames-per-job", str(_count(event, "framesPerJob", True))]
+        options = ["resolutionPercentage", "samples"]
+        frames = event.get("frames")
+        if frames is not None and not FRAMES.match(str(frames)):
+            raise ValueError(f"frames {frames!r}: expected START-END")
+        first += ["--frames", frames] if frames else []
     else:
-        per_job = _count(event, "positionsPerJob", False)
-        first += ["--positions-per-job", str(per_job)] if per_job else []
+        options = ["positionsPerJob"]
+    for key in options:
+        n = _count(event, key, False)
+        first += ["--" + re.sub("([A-Z])", r"-\1", key).lower(), str(n)] if n else []
     return {
         "batchJobName": event["jobName"],
         "outputUri": out,
@@ -71,7 +76,7 @@ def _read_json(uri: str) -> Any:
 
 
 def plan(event: Doc) -> Doc:
-    """How many shards preprocess planned (the array size; 1 means a single job)."""
+    """The plan's shards (the array size; 1: a single job)."""
     shards = int(_read_json(event["planUri"])["shards"])
     if not 1 <= shards <= 10000:
         raise ValueError(f"the plan has {shards} shards: expected 1 to 10000")
@@ -79,8 +84,8 @@ def plan(event: Doc) -> Doc:
 
 
 def summary(event: Doc) -> Doc:
-    """The collated status, and what is missing, for the execution's output."""
-    uri = event["resultUri"]  # results.json has every position: summary.json is its small head
+    """The collated status, and what is missing."""
+    uri = event["resultUri"]  # summary.json: results.json's small head
     doc = _read_json(uri[: -len("results.json")] + "summary.json" if uri.endswith("/results.json") else uri)
     missing = doc.get("failedPositions") or doc.get("missingFrames", [])
     count = doc.get("failedCount", len(missing))

@@ -81,12 +81,19 @@ def run_render(
     target: Target,
     progress: Progress,
     frames_per_job: int,
+    frames: tuple[int, int] | None = None,
+    resolution_percentage: int | None = None,
+    samples: int | None = None,
     resume: str | None = None,
     wait: bool = True,
     poll: float = POLL_SECONDS,
 ) -> RunSummary:
-    """Upload the .blend and run the render state machine; with `resume`, run RUN again over its own output."""
-    return _run("render", blend, job_name, target, progress, None, resume, wait, poll, framesPerJob=frames_per_job)
+    """Upload the .blend and run the render state machine; with `resume`, run RUN again over its own output.
+    `frames`, `resolution_percentage` and `samples` travel in the payload to the preprocess job, which writes them
+    into the plan as a local run does (the same planHash)."""
+    span = f"{frames[0]}-{frames[1]}" if frames is not None else None
+    return _run("render", blend, job_name, target, progress, None, resume, wait, poll, framesPerJob=frames_per_job,
+                frames=span, resolutionPercentage=resolution_percentage, samples=samples)  # fmt: skip
 
 
 def _outputs_or_local_hint(target: Target) -> Any:

@@ -226,9 +226,9 @@ def render(
     if not local_run:
         if blender is not None:
             raise InputError("--blender applies to --local runs only (on AWS the render image's Blender renders)")
-        if frames is not None or resolution_percentage is not None or samples is not None:
-            raise InputError("--frames, --resolution-percentage and --samples apply to --local runs only")
-        rp.preprocess(blend, name, frames_per_job)  # the same checks as the local engine; nothing is written
+        # the same checks as the preprocess job will make, here first: nothing is uploaded for a file it refuses
+        rp.preprocess(blend, name, frames_per_job, frames=frames, resolution_percentage=resolution_percentage,
+                      samples=samples)  # fmt: skip
     with RichProgress(Console(stderr=True)) as progress:
         if local_run:
             summary = local.run_render(blend, job_name=name, output_dir=output or DEFAULT_ROOT / name,
@@ -237,5 +237,7 @@ def render(
                                        fresh=fresh, force=force, blender=blender)  # fmt: skip
         else:
             summary = aws.run_render(blend, job_name=name, target=target, progress=progress,
-                                     frames_per_job=frames_per_job, resume=resume, wait=not no_wait)  # fmt: skip
+                                     frames_per_job=frames_per_job, frames=frames,
+                                     resolution_percentage=resolution_percentage, samples=samples, resume=resume,
+                                     wait=not no_wait)  # fmt: skip
     show_summary(summary, as_json)

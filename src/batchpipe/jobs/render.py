@@ -28,7 +28,7 @@ from batchpipe.jobs.common import run_stage, shard_index
 from batchpipe.layout import RunLayout
 from batchpipe.pipelines import render as rp
 from batchpipe.pipelines.render_documents import RenderPlan
-from batchpipe.rendering.frames import frame_filename
+from batchpipe.rendering.frames import frame_filename, parse_frames_option
 from batchpipe.storage import store_for
 
 
@@ -46,7 +46,12 @@ def local_copy(uri: str, suffix: str = "") -> Iterator[Path]:
 def preprocess(args: argparse.Namespace) -> None:
     layout = RunLayout.at(args.output)
     with local_copy(args.input, ".blend") as blend:
-        plan = rp.preprocess(blend, args.job_name, args.frames_per_job, source=args.input)
+        try:
+            frames = parse_frames_option(args.frames) if args.frames is not None else None
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
+        plan = rp.preprocess(blend, args.job_name, args.frames_per_job, source=args.input, frames=frames,
+                             resolution_percentage=args.resolution_percentage, samples=args.samples)  # fmt: skip
     layout.write_json(layout.plan, plan)
     print(json.dumps({"shards": plan.shards, "frames": plan.frames, "planUri": layout.uri(layout.plan)}))
 
@@ -111,6 +116,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--output", required=True)
     p.add_argument("--job-name", required=True)
     p.add_argument("--frames-per-job", required=True, help='frames per array child; the workshop passes "1"')
+    p.add_argument("--frames", metavar="START-END", help="these frames instead of the scene's range")
+    p.add_argument("--resolution-percentage", type=int, help="scale the resolution")
+    p.add_argument("--samples", type=int, help="render samples (Cycles or EEVEE)")
     p = sub.add_parser("render")
     p.add_argument("--output", required=True)
     p.add_argument("--shard", type=int)
