@@ -84,8 +84,16 @@ def run_render(
     resume: str | None = None,
     wait: bool = True,
     poll: float = POLL_SECONDS,
+    allow_missing: bool = False,
 ) -> RunSummary:
-    """Upload the .blend and run the render state machine; with `resume`, run RUN again over its own output."""
+    """Upload the .blend and run the render state machine; with `resume`, run RUN again over its own output.
+
+    A missing dependency of the file refuses the run before anything is uploaded, unless `allow_missing`."""
+    from batchpipe.rendering.dependencies import require_dependencies
+
+    # the same check as the local engine's; the pack (rendering.pack.pack_blend, with allow_missing) will be
+    # made and uploaded here instead of the bare .blend
+    require_dependencies(blend, allow_missing=allow_missing, warn=progress.warn)
     return _run("render", blend, job_name, target, progress, None, resume, wait, poll, framesPerJob=frames_per_job)
 
 

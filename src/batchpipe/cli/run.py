@@ -178,6 +178,9 @@ def montecarlo(
 @click.option("--samples", type=click.IntRange(min=1), help="Render samples (Cycles or EEVEE; preview).")
 @click.option("--fresh", is_flag=True, help="Render every shard again instead of resuming a run of the same job.")
 @click.option("--resume", "resume", metavar="RUN", help="On AWS: render only what RUN is missing, over its output.")
+@click.option("--allow-missing", is_flag=True,
+              help="Render even when linked libraries, textures or other files the scene uses are missing (a "
+              "warning; they are absent from the frames).")  # fmt: skip
 def render(
     blend: Path,
     local_run: bool,
@@ -194,12 +197,15 @@ def render(
     no_wait: bool,
     fresh: bool,
     resume: str | None,
+    allow_missing: bool,
 ) -> None:
     """Render a Blender file in parallel frame chunks and stitch the frames into an H.264 MP4.
 
     Writes frames/NNNN.png (named by frame number), output.mp4 and render.json to --output (default
     ./batchpipe-runs/JOB_NAME/), which must be new, empty, or an earlier run of the same job; one run at a time per
-    directory. The file's own scripts never run (Blender's auto-exec is disabled).
+    directory. The file's own scripts never run (Blender's auto-exec is disabled). Every file the scene uses
+    (linked libraries, textures, sounds, caches, fonts) must be there: a missing one is an error (exit 2) unless
+    --allow-missing.
     Running the same job again resumes: complete shards of the same plan are kept (--fresh starts over).
     Exit code 0 when every frame rendered, 1 when some did not, 2 for bad input.
 
@@ -229,8 +235,9 @@ def render(
             summary = local.run_render(blend, job_name=name, output_dir=output or DEFAULT_ROOT / name,
                                        progress=progress, frames_per_job=frames_per_job, workers=workers,
                                        frames=frames, resolution_percentage=resolution_percentage, samples=samples,
-                                       fresh=fresh, force=force)  # fmt: skip
+                                       fresh=fresh, force=force, allow_missing=allow_missing)  # fmt: skip
         else:
             summary = aws.run_render(blend, job_name=name, target=target, progress=progress,
-                                     frames_per_job=frames_per_job, resume=resume, wait=not no_wait)  # fmt: skip
+                                     frames_per_job=frames_per_job, resume=resume, wait=not no_wait,
+                                     allow_missing=allow_missing)  # fmt: skip
     show_summary(summary, as_json)

@@ -1,0 +1,152 @@
+"""A render's external dependencies with real Blender: a scene that links an object from a library file and uses an
+image texture; traced, refused when missing, rendered when present.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from batchpipe.cli import main
+from batchpipe.rendering.dependencies import trace_dependencies
+from tests.conftest import need_tool
+
+pytestmark = pytest.mark.slow
+
+# One Blender run makes the whole project: lib/props.blend with an object 'Prop', tex/wood.png, and scene.blend
+# (16x12, one Cycles sample, frame 1 only) that links 'Prop' into its scene and textures its cube with wood.png;
+# and scene_outside.blend, whose texture is ../shared/wood.png, beside the project.
+PROJECT_SCRIPT = """
+import bpy, os, shutil, sys
+root = sys.argv[sys.argv.index("--") + 1]
+bpy.context.preferences.filepaths.save_version = 0  # no scene.blend1 backups
+s = bpy.context.scene
+s.render.engine = "CYCLES"
+s.cycles.samples = 1
+s.cycles.use_denoising = False
+s.render.resolution_x, s.render.resolution_y, s.render.resolution_percentage = 16, 12, 100
+s.frame_start = s.frame_end = 1
+os.makedirs(os.path.join(root, "lib"))
+os.makedirs(os.path.join(root, "tex"))
+lib = os.path.join(root, "lib", "props.blend")
+mesh = bpy.data.meshes.new("PropMesh")
+mesh.from_pydata([(0, 0, 2), (1, 0, 2), (0, 1, 2)], [], [(0, 1, 2)])
+prop = bpy.data.objects.new("Prop", mesh)
+bpy.data.libraries.write(lib, {prop}, compress=True)
+bpy.data.objects.remove(prop)
+bpy.data.meshes.remove(mesh)
+img = bpy.data.images.new("wood", 4, 4)
+img.filepath_raw = os.path.join(root, "tex", "wood.png")
+img.file_format = "PNG"
+img.save()
+scene = os.path.join(root, "scene.blend")
+bpy.ops.wm.save_as_mainfile(filepath=scene)  # saved once first: relative paths need the file's place
+with bpy.data.libraries.load(lib, link=True, relative=True) as (src, dst):
+    dst.objects = ["Prop"]
+s.collection.objects.link(dst.objects[0])
+img.filepath = "//tex/wood.png"
+img.source = "FILE"
+mat = bpy.data.materials.new("Wood")
+mat.use_nodes = True
+tex = mat.node_tree.nodes.new("ShaderNodeTexImage")
+tex.image = img
+mat.node_tree.links.new(tex.outputs["Color"], mat.node_tree.nodes["Principled BSDF"].inputs["Base Color"])
+bpy.data.objects["Cube"].data.materials.append(mat)
+bpy.ops.wm.save_as_mainfile(filepath=scene, compress=True)
+# scene_outside.blend: the same scene, its texture outside the project (../shared/wood.png)
+os.makedirs(os.path.join(root, "..", "shared"))
+shutil.copy(os.path.join(root, "tex", "wood.png"), os.path.join(root, "..", "shared", "wood.png"))
+img.filepath = "//../shared/wood.png"
+bpy.ops.wm.save_as_mainfile(filepath=os.path.join(root, "scene_outside.blend"), compress=True, copy=True)
+"""
+
+
+@pytest.fixture(scope="session")
+def made_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    for name in ("blender", "ffmpeg", "ffprobe"):
+        need_tool(name)
+    base = tmp_path_factory.mktemp("linked-project")
+    script = base / "make_project.py"
+    script.write_text(PROJECT_SCRIPT)
+    root = base / "world" / "project"
+    run = subprocess.run(
+        [need_tool("blender"), "-b", "--factory-startup", "--python-exit-code", "1", "--python", str(script),
+         "--", str(root)],
+        capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 0 and (root / "scene.blend").is_file(), run.stdout[-2000:] + run.stderr[-2000:]
+    return root
+
+
+@pytest.fixture
+def project(made_project: Path, tmp_path: Path) -> Path:
+    """A copy of the project (and of the shared directory beside it) of this test's own, to move files around in."""
+    return Path(shutil.copytree(made_project.parent, tmp_path / "world")) / "project"
+
+
+def render(blend: Path, out: Path, *args: str) -> Result:
+    return CliRunner().invoke(
+        main,
+        ["run", "render", str(blend), "--local", "--output", str(out), "--job-name", "t", "--frames-per-job", "1",
+         "--workers", "1", *args],
+        catch_exceptions=False,
+    )  # fmt: skip
+
+
+def one_line(text: str) -> str:
+    return " ".join(text.split())  # rich wraps long lines
+
+
+def test_trace_finds_the_linked_library_and_the_texture_with_their_kinds(project: Path) -> None:
+    found = trace_dependencies(project / "scene.blend")
+    assert found.blend == project / "scene.blend"
+    by_written = {d.written: d for d in found.items}
+    assert set(by_written) == {"//lib/props.blend", "//tex/wood.png"}
+    lib, tex = by_written["//lib/props.blend"], by_written["//tex/wood.png"]
+    assert (lib.kind, lib.path, lib.blend, lib.exists) == ("library", project / "lib" / "props.blend",
+                                                           project / "scene.blend", True)  # fmt: skip
+    assert (tex.kind, tex.path, tex.exists, tex.sequence) == ("image", project / "tex" / "wood.png", True, False)
+    assert found.missing == ()
+    assert found.files == (project / "lib" / "props.blend", project / "tex" / "wood.png")
+
+
+def test_a_missing_library_refuses_the_render_and_allow_missing_renders_with_a_warning(
+    project: Path, tmp_path: Path
+) -> None:
+    (project / "lib" / "props.blend").rename(tmp_path / "props.blend")
+    out = tmp_path / "out"
+    refused = render(project / "scene.blend", out)
+    assert refused.exit_code == 2, refused.output + refused.stderr
+    assert one_line(refused.stderr).endswith(
+        f"error: {project / 'scene.blend'}: 1 missing dependency: //lib/props.blend (library); "
+        "--allow-missing renders without them"
+    ), refused.stderr
+    assert not out.exists()  # nothing claimed, nothing rendered
+    allowed = render(project / "scene.blend", out, "--allow-missing")
+    assert allowed.exit_code == 0, allowed.output + allowed.stderr
+    assert "1 missing dependency: //lib/props.blend (library); rendering without them (--allow-missing)" in (
+        one_line(allowed.stderr)
+    )
+    assert (out / "frames" / "0001.png").is_file() and (out / "output.mp4").is_file()
+
+
+def test_an_existing_output_is_left_as_it_was_when_the_render_is_refused(project: Path, tmp_path: Path) -> None:
+    (project / "tex" / "wood.png").unlink()
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "mine.txt").write_text("mine")
+    refused = render(project / "scene.blend", out)
+    assert refused.exit_code == 2 and "1 missing dependency: //tex/wood.png (image)" in one_line(refused.stderr)
+    assert sorted(p.name for p in out.iterdir()) == ["mine.txt"]
+
+
+def test_with_the_library_present_the_render_succeeds(project: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = render(project / "scene.blend", out)
+    assert result.exit_code == 0, result.output + result.stderr
+    assert "missing" not in result.stderr
+    assert sorted(p.name for p in (out / "frames").iterdir()) == ["0001.png"]
