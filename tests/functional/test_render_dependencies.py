@@ -1,18 +1,22 @@
 """A render's external dependencies with real Blender: a scene that links an object from a library file and uses an
-image texture; traced, refused when missing, rendered when present.
+image texture; traced, refused when missing, rendered when present, packed and rendered from the pack.
 """
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import subprocess
+import zipfile
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
 
 from batchpipe.cli import main
+from batchpipe.errors import InputError
 from batchpipe.rendering.dependencies import trace_dependencies
+from batchpipe.rendering.pack import pack_blend
 from tests.conftest import need_tool
 
 pytestmark = pytest.mark.slow
@@ -150,3 +154,78 @@ def test_with_the_library_present_the_render_succeeds(project: Path, tmp_path: P
     assert result.exit_code == 0, result.output + result.stderr
     assert "missing" not in result.stderr
     assert sorted(p.name for p in (out / "frames").iterdir()) == ["0001.png"]
+
+
+def render_frame(blend: Path, out: Path) -> str:
+    """Frame 1 of the file with Blender itself (its own command line, not batchpipe's): Blender's output."""
+    run = subprocess.run(
+        [need_tool("blender"), "-b", "--factory-startup", "--disable-autoexec", str(blend), "--render-output",
+         str(out / "f_####"), "--render-format", "PNG", "--render-frame", "1"],
+        capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    assert (out / "f_0001.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", run.stdout[-2000:]
+    return run.stdout + run.stderr
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_the_pack_is_self_contained_extracted_elsewhere_it_traces_complete_and_renders(
+    project: Path, tmp_path: Path
+) -> None:
+    archive = tmp_path / "packs" / "scene.zip"
+    manifest = pack_blend(project / "scene.blend", archive)
+    assert manifest.blend == "scene.blend" and manifest.missing == []
+    assert [f.path for f in manifest.files] == ["lib/props.blend", "pack-info.txt", "scene.blend", "tex/wood.png"]
+    assert (manifest.zip_sha256, manifest.zip_size) == (sha256(archive), archive.stat().st_size)
+    assert [p.name for p in archive.parent.iterdir()] == ["scene.zip"]  # no partial file left
+    shutil.rmtree(project.parent)  # the originals are gone: nothing may still point at them
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    with zipfile.ZipFile(archive) as zf:
+        zf.extractall(elsewhere)
+    blend = elsewhere / manifest.blend
+    assert {f.path: (f.size, f.sha256) for f in manifest.files} == {
+        p.relative_to(blend.parent).as_posix(): (p.stat().st_size, sha256(p)) for p in elsewhere.rglob("*")
+        if p.is_file()
+    }  # fmt: skip
+    found = trace_dependencies(blend)
+    assert found.missing == ()
+    assert {(d.kind, d.written) for d in found.items} == {("library", "//lib/props.blend"),
+                                                           ("image", "//tex/wood.png")}  # fmt: skip
+    assert all(f.is_relative_to(blend.parent) for f in found.files) and len(found.files) == 2
+    log = render_frame(blend, tmp_path / "frames")
+    assert f"Read library:  '{blend.parent / 'lib' / 'props.blend'}'" in log
+    assert "Cannot find lib" not in log and "Unable to open" not in log
+
+
+def test_a_texture_outside_the_project_is_packed_inside_and_its_path_rewritten(project: Path, tmp_path: Path) -> None:
+    target = tmp_path / "pack"
+    manifest = pack_blend(project / "scene_outside.blend", target)
+    assert manifest.zip_sha256 is None and manifest.blend == "scene_outside.blend"
+    outside = [f.path for f in manifest.files if f.path.startswith("_outside_project/")]
+    assert len(outside) == 1 and outside[0].endswith("/shared/wood.png")
+    shutil.rmtree(project.parent)
+    found = trace_dependencies(target / "scene_outside.blend")
+    assert found.missing == ()
+    assert sorted(d.written for d in found.items) == ["//_outside_project/" + outside[0].split("/", 1)[1],
+                                                      "//lib/props.blend"]  # fmt: skip
+    log = render_frame(target / "scene_outside.blend", tmp_path / "frames")  # BAT rewrote (and gzipped) the file
+    assert "Cannot find lib" not in log and "Loading wood.png" in log
+
+
+def test_a_pack_refuses_missing_dependencies_or_lists_them_when_allowed(project: Path, tmp_path: Path) -> None:
+    (project / "lib" / "props.blend").unlink()
+    archive = tmp_path / "scene.zip"
+    with pytest.raises(InputError, match=r"1 missing dependency: //lib/props.blend \(library\); --allow-missing "
+                       r"packs without them$"):  # fmt: skip
+        pack_blend(project / "scene.blend", archive, name="scene.blend")
+    assert not archive.exists()
+    warnings: list[str] = []
+    manifest = pack_blend(project / "scene.blend", archive, allow_missing=True, warn=warnings.append)
+    assert manifest.missing == ["//lib/props.blend"] and len(warnings) == 1
+    assert [f.path for f in manifest.files] == ["pack-info.txt", "scene.blend", "tex/wood.png"]
+    with pytest.raises(InputError, match="exists and is not an empty directory"):
+        pack_blend(project / "scene.blend", project, allow_missing=True)
