@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import shutil
 import subprocess
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,7 @@ from click.testing import CliRunner, Result
 from batchpipe.cli import main
 from batchpipe.errors import InputError
 from batchpipe.rendering.dependencies import trace_dependencies
-from batchpipe.rendering.pack import pack_blend
+from batchpipe.rendering.pack import extract_pack, pack_blend
 from tests.conftest import need_tool
 
 pytestmark = pytest.mark.slow
@@ -184,9 +183,8 @@ def test_the_pack_is_self_contained_extracted_elsewhere_it_traces_complete_and_r
     shutil.rmtree(project.parent)  # the originals are gone: nothing may still point at them
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    with zipfile.ZipFile(archive) as zf:
-        zf.extractall(elsewhere)
-    blend = elsewhere / manifest.blend
+    blend = extract_pack(archive, elsewhere, manifest)
+    assert blend == elsewhere.resolve() / "scene.blend"
     assert {f.path: (f.size, f.sha256) for f in manifest.files} == {
         p.relative_to(blend.parent).as_posix(): (p.stat().st_size, sha256(p)) for p in elsewhere.rglob("*")
         if p.is_file()
