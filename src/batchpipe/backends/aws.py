@@ -87,10 +87,15 @@ def run_render(
     resume: str | None = None,
     wait: bool = True,
     poll: float = POLL_SECONDS,
+    allow_missing: bool = False,
 ) -> RunSummary:
     """Upload the .blend and run the render state machine; with `resume`, run RUN again over its own output.
     `frames`, `resolution_percentage` and `samples` travel in the payload to the preprocess job, which writes them
-    into the plan as a local run does (the same planHash)."""
+    into the plan as a local run does (the same planHash). A missing dependency of the file refuses the run before
+    anything is uploaded, unless `allow_missing`."""
+    from batchpipe.rendering.dependencies import require_dependencies
+
+    require_dependencies(blend, allow_missing=allow_missing, warn=progress.warn)
     span = f"{frames[0]}-{frames[1]}" if frames is not None else None
     return _run("render", blend, job_name, target, progress, None, resume, wait, poll, framesPerJob=frames_per_job,
                 frames=span, resolutionPercentage=resolution_percentage, samples=samples)  # fmt: skip

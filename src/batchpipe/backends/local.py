@@ -33,6 +33,7 @@ from batchpipe.pipelines.montecarlo.documents import Plan, Results, ShardResult
 from batchpipe.pipelines.portfolio import Portfolio
 from batchpipe.pipelines.render_documents import RenderPlan, RenderResult, RenderShardResult
 from batchpipe.progress import Progress
+from batchpipe.rendering.dependencies import require_dependencies
 from batchpipe.rendering.frames import frame_filename, threads_per_process
 from batchpipe.rendering.renderer import Renderer
 
@@ -247,6 +248,7 @@ def run_render(
     fresh: bool = False,
     force: bool = False,
     blender: str | None = None,
+    allow_missing: bool = False,
 ) -> RunSummary:
     """Inspect, render the shards on parallel Blender processes, stitch; write frames/, output.mp4, render.json.
 
@@ -258,12 +260,16 @@ def run_render(
     the earlier plan wrote (its frames, logs and shard results, by name), so old frames never mix with new ones,
     and nothing else in the directory is touched. Ctrl-C stops the Blender processes and keeps the finished shards.
     The renderer is `blender` (an executable), else $BATCHPIPE_BLENDER, else the installed `bpy` module.
+    A dependency of the file that is missing (a linked library, a texture, a cache...) refuses the run before
+    anything is written, unless `allow_missing` (then a warning).
     """
     progress.stage("preprocess", f"{job_name}: inspecting the scene")
     renderer = rp.renderer(blender)
     plan = rp.preprocess(
         blend, job_name, frames_per_job, frames=frames, resolution_percentage=resolution_percentage, samples=samples
     )
+    # the file's external dependencies: missing ones refuse the run (InputError) before the output is claimed
+    require_dependencies(blend, allow_missing=allow_missing, warn=progress.warn)
     for name in ("ffmpeg", "ffprobe"):
         rp.tool(name)
     with rundir.claim(output_dir, "render", job_name, force=force, input_name=str(blend),

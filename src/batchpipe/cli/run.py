@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import secrets
 from collections.abc import Callable
@@ -21,12 +22,19 @@ DEFAULT_ROOT = Path("batchpipe-runs")
 JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$")
 
 
+_SUFFIXES = itertools.count(secrets.randbits(16))  # random across processes, never repeated within one
+
+
 def _job_name(given: str | None, stem: str) -> str:
-    """The given name, checked; or the input's name, the UTC second and a random suffix (two runs started in the
-    same second from copies of one file never share a name, nor a default output directory)."""
+    """The given name, checked; or the input's name, the UTC second and a 4-hex suffix: random across processes,
+    counted within one, and never one whose default output directory exists (two runs started in the same second
+    from copies of one file never share a name, nor a default output directory)."""
     if given is None:
         safe = re.sub(r"[^A-Za-z0-9_-]+", "-", stem).strip("-_")[:60] or "run"
-        return f"{safe}-{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+        while True:
+            name = f"{safe}-{datetime.now(UTC):%Y%m%d-%H%M%S}-{next(_SUFFIXES) % 0x10000:04x}"
+            if not (DEFAULT_ROOT / name).exists():
+                return name
     if not JOB_NAME.match(given):
         raise InputError(f"--job-name {given!r}: use 1-80 letters, digits, '-' or '_', starting with a letter or digit")
     return given
@@ -180,6 +188,9 @@ def montecarlo(
 @click.option("--resume", "resume", metavar="RUN", help="On AWS: render only what RUN is missing, over its output.")
 @click.option("--blender", metavar="PATH", help="Render with this Blender executable (env BATCHPIPE_BLENDER) instead "
               "of the installed official build (the bpy module); --local only.")  # fmt: skip
+@click.option("--allow-missing", is_flag=True,
+              help="Render even when linked libraries, textures or other files the scene uses are missing (a "
+              "warning; they are absent from the frames).")  # fmt: skip
 def render(
     blend: Path,
     local_run: bool,
@@ -197,12 +208,15 @@ def render(
     fresh: bool,
     resume: str | None,
     blender: str | None,
+    allow_missing: bool,
 ) -> None:
     """Render a Blender file in parallel frame chunks and stitch the frames into an H.264 MP4.
 
     Writes frames/NNNN.png (named by frame number), output.mp4 and render.json to --output (default
     ./batchpipe-runs/JOB_NAME/), which must be new, empty, or an earlier run of the same job; one run at a time per
-    directory. The file's own scripts never run (Blender's auto-exec is disabled).
+    directory. The file's own scripts never run (Blender's auto-exec is disabled). Every file the scene uses
+    (linked libraries, textures, sounds, caches, fonts) must be there: a missing one is an error (exit 2) unless
+    --allow-missing.
     Running the same job again resumes: complete shards of the same plan are kept (--fresh starts over).
     Exit code 0 when every frame rendered, 1 when some did not, 2 for bad input.
 
@@ -234,10 +248,11 @@ def render(
             summary = local.run_render(blend, job_name=name, output_dir=output or DEFAULT_ROOT / name,
                                        progress=progress, frames_per_job=frames_per_job, workers=workers,
                                        frames=frames, resolution_percentage=resolution_percentage, samples=samples,
-                                       fresh=fresh, force=force, blender=blender)  # fmt: skip
+                                       fresh=fresh, force=force, blender=blender,
+                                       allow_missing=allow_missing)  # fmt: skip
         else:
             summary = aws.run_render(blend, job_name=name, target=target, progress=progress,
                                      frames_per_job=frames_per_job, frames=frames,
                                      resolution_percentage=resolution_percentage, samples=samples, resume=resume,
-                                     wait=not no_wait)  # fmt: skip
+                                     wait=not no_wait, allow_missing=allow_missing)  # fmt: skip
     show_summary(summary, as_json)
