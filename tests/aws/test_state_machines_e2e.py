@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import io
 import json
+import struct
 import time
 import zipfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ from batchpipe.aws.stack import StackOutputs
 from batchpipe.backends.aws import run_status
 from tests.aws.moto_runtime import CONFIG, BatchRuntime, patched
 from tests.conftest import EXAMPLE, WORKSHOP_HESTON, small_portfolio
+from tests.functional.test_render_dependencies import made_project, project  # noqa: F401 (fixtures, by name)
 
 ROOT = Path(__file__).resolve().parents[2]
 BUCKET = "batchpipe-e2e"
@@ -198,12 +201,14 @@ def test_render_preview_options_on_aws_make_the_local_plan(
     stack: Stack, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, blend_scene: Any
 ) -> None:
     """--frames, --resolution-percentage and --samples travel in the payload to the preprocess job: the plan in S3
-    has them, with the planHash a local run of the same options computes, and the frames are rendered so."""
+    has them, with the planHash a local plan of the same options and pack computes, and the frames are rendered
+    so. The upload is a pack: for a scene that uses no other file, the .blend alone, unchanged."""
     from click.testing import CliRunner
 
     from batchpipe.aws import stack as stack_module
     from batchpipe.cli import main
     from batchpipe.pipelines import render as rp
+    from batchpipe.rendering.pack import PackManifest
 
     blend = tmp_path / "preview.blend"
     blend.write_bytes(blend_scene(start=1, end=9, width=32, height=24).read_bytes())
@@ -216,11 +221,63 @@ def test_render_preview_options_on_aws_make_the_local_plan(
     assert fan.array_size == 2
     plan = stack.result("runs/preview", "plan.json")
     assert (plan["frameStart"], plan["frameEnd"], plan["resolutionPercentage"], plan["samples"]) == (6, 7, 50, 2)
-    local = rp.preprocess(blend, "preview", 1, frames=(6, 7), resolution_percentage=50, samples=2)
+    pack = PackManifest.read(plan["pack"])
+    assert pack.blend == "preview.blend" and [f.path for f in pack.files] == ["pack-info.txt", "preview.blend"]
+    local = rp.preprocess(blend, "preview", 1, frames=(6, 7), resolution_percentage=50, samples=2, pack=pack)
     assert plan["planHash"] == local.plan_hash and plan["outputSize"] == [16, 12]
+    assert plan["blendSha256"] == local.blend_sha256  # packed unchanged
     doc = stack.result("runs/preview", "render.json")
     assert doc["status"] == "SUCCEEDED" and doc["framesRendered"] == ["0006.png", "0007.png"]
     assert doc["resolution"] == [16, 12] and doc["videoInfo"]["frames"] == 2
+
+
+def test_a_scene_linking_a_library_renders_on_aws_from_its_pack(
+    stack: Stack,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    project: Path,  # noqa: F811 (the fixture)
+) -> None:
+    """The upload is the scene packed with its linked library and both textures; the jobs render from the pack, so
+    the frame is the one a local render with every file present makes, not the one without the library."""
+    from click.testing import CliRunner
+
+    from batchpipe.aws import stack as stack_module
+    from batchpipe.cli import main
+
+    scene = project / "scene.blend"
+    monkeypatch.setattr(stack_module, "outputs", lambda name: stack.outputs())
+    done = CliRunner().invoke(main, ["run", "render", str(scene), "--job-name", "linked", "--json"])
+    assert done.exit_code == 0, done.output
+    plan = stack.result("runs/linked", "plan.json")
+    packed = {f["path"] for f in plan["pack"]["files"]}
+    assert {"scene.blend", "lib/props.blend", "tex/wood.png", "tex/prop.png"} <= packed
+    assert stack.result("runs/linked", "render.json")["status"] == "SUCCEEDED"
+    on_aws = stack.s3.get_object(Bucket=BUCKET, Key="runs/linked/frames/0001.png")["Body"].read()
+    local = {}
+    for name, args in (("present", []), ("missing", ["--allow-missing"])):
+        if name == "missing":
+            (project / "lib" / "props.blend").unlink()
+        out = tmp_path / name
+        ran = CliRunner().invoke(main, ["run", "render", str(scene), "--local", "--output", str(out), "--job-name",
+                                        name, "--workers", "1", *args])  # fmt: skip
+        assert ran.exit_code == 0, ran.output
+        local[name] = (out / "frames" / "0001.png").read_bytes()
+    assert pixels(local["present"]) != pixels(local["missing"])  # the library shows in the frame
+    assert pixels(on_aws) == pixels(local["present"])  # (Blender's text chunks differ: file path, date)
+
+
+def pixels(png: bytes) -> tuple[bytes, bytes]:
+    """A PNG's header and decompressed image data, without its text chunks."""
+    pos, header, data = 8, b"", b""
+    while pos < len(png):
+        size, kind = struct.unpack(">I4s", png[pos : pos + 8])
+        body = png[pos + 8 : pos + 8 + size]
+        if kind == b"IHDR":
+            header = body
+        elif kind == b"IDAT":
+            data += body
+        pos += 12 + size
+    return header, zlib.decompress(data)
 
 
 def test_run_without_local_tails_to_the_results(stack: Stack, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -89,16 +89,24 @@ def run_render(
     poll: float = POLL_SECONDS,
     allow_missing: bool = False,
 ) -> RunSummary:
-    """Upload the .blend and run the render state machine; with `resume`, run RUN again over its own output.
-    `frames`, `resolution_percentage` and `samples` travel in the payload to the preprocess job, which writes them
-    into the plan as a local run does (the same planHash). A missing dependency of the file refuses the run before
-    anything is uploaded, unless `allow_missing`."""
-    from batchpipe.rendering.dependencies import require_dependencies
+    """Pack the .blend with every file it uses (a BAT pack: linked libraries, textures, caches, paths rewritten to
+    stay inside it), upload the pack and run the render state machine, whose jobs render from it, so AWS renders
+    the scene a local run renders; with `resume`, run RUN again over its own output (the same file packs to the same
+    bytes). `frames`, `resolution_percentage` and `samples` travel in the payload to the preprocess job, which
+    writes them into the plan as a local run does. A missing dependency refuses the run before anything is
+    uploaded, unless `allow_missing`."""
+    from batchpipe.rendering.pack import INFO_FILE, pack_blend
 
-    require_dependencies(blend, allow_missing=allow_missing, warn=progress.warn)
     span = f"{frames[0]}-{frames[1]}" if frames is not None else None
-    return _run("render", blend, job_name, target, progress, None, resume, wait, poll, framesPerJob=frames_per_job,
-                frames=span, resolutionPercentage=resolution_percentage, samples=samples)  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="batchpipe-pack-") as tmp:
+        packed = Path(tmp) / f"{blend.stem}.zip"
+        manifest = pack_blend(blend, packed, allow_missing=allow_missing, warn=progress.warn, name=str(blend))
+        uses = [f for f in manifest.files if f.path not in (manifest.blend, INFO_FILE)]
+        progress.stage("upload", f"Uploading {blend.name} packed with the {len(uses)} files it uses "
+                       f"({(manifest.zip_size or 0) / 1e6:.1f} MB)")  # fmt: skip
+        return _run("render", packed, job_name, target, progress, None, resume, wait, poll,
+                    framesPerJob=frames_per_job, frames=span, resolutionPercentage=resolution_percentage,
+                    samples=samples)  # fmt: skip
 
 
 def _outputs_or_local_hint(target: Target) -> Any:

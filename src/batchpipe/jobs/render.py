@@ -18,6 +18,8 @@ import argparse
 import json
 import os
 import sys
+import tempfile
+import zipfile
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -29,6 +31,7 @@ from batchpipe.layout import RunLayout
 from batchpipe.pipelines import render as rp
 from batchpipe.pipelines.render_documents import RenderPlan
 from batchpipe.rendering.frames import frame_filename, parse_frames_option
+from batchpipe.rendering.pack import PackError, PackManifest, extract_pack, read_manifest
 from batchpipe.storage import store_for
 
 
@@ -43,15 +46,34 @@ def local_copy(uri: str, suffix: str = "") -> Iterator[Path]:
         yield path
 
 
+@contextmanager
+def local_blend(uri: str, manifest: PackManifest | None = None) -> Iterator[tuple[Path, PackManifest | None]]:
+    """The .blend to open for an input: the file itself, or the packed .blend of a pack zip (what `batchpipe run
+    render` uploads: the .blend and every file it uses), extracted safely to a temporary directory with everything
+    it uses, checked against `manifest` when given (the plan's); with the pack's manifest."""
+    with local_copy(uri, ".zip" if uri.lower().endswith(".zip") else ".blend") as path:
+        if not (uri.lower().endswith(".zip") and zipfile.is_zipfile(path)):
+            yield path, None
+            return
+        with tempfile.TemporaryDirectory(prefix="batchpipe-pack-") as tmp:
+            root = Path(tmp).resolve()
+            try:
+                blend = extract_pack(path, root, manifest)
+            except PackError as exc:
+                raise InputError(f"{uri}: {exc}") from None
+            yield blend, read_manifest(path, blend, root)
+
+
 def preprocess(args: argparse.Namespace) -> None:
     layout = RunLayout.at(args.output)
-    with local_copy(args.input, ".blend") as blend:
+    with local_blend(args.input) as (blend, pack):
         try:
             frames = parse_frames_option(args.frames) if args.frames is not None else None
         except ValueError as exc:
             raise InputError(str(exc)) from None
         plan = rp.preprocess(blend, args.job_name, args.frames_per_job, source=args.input, frames=frames,
-                             resolution_percentage=args.resolution_percentage, samples=args.samples)  # fmt: skip
+                             resolution_percentage=args.resolution_percentage, samples=args.samples,
+                             pack=pack)  # fmt: skip
     layout.write_json(layout.plan, plan)
     print(json.dumps({"shards": plan.shards, "frames": plan.frames, "planUri": layout.uri(layout.plan)}))
 
@@ -67,7 +89,7 @@ def render(args: argparse.Namespace) -> None:
                           "skipped": "already complete"}))  # fmt: skip
         return
     store = layout.store
-    with local_copy(plan.input, ".blend") as blend, store.local_dir(layout.frames) as frames_dir:
+    with local_blend(plan.input, plan.pack) as (blend, _), store.local_dir(layout.frames) as frames_dir:
         threads = args.threads or default_workers()
         result = rp.render_shard(plan, shard, blend, frames_dir, threads, rp.renderer())
         for f in result.rendered:

@@ -42,6 +42,7 @@ from batchpipe.rendering.frames import (
     shard_count,
     shard_frames,
 )
+from batchpipe.rendering.pack import PackManifest
 from batchpipe.rendering.pngcheck import png_problem
 from batchpipe.rendering.renderer import Renderer
 
@@ -117,8 +118,10 @@ def preprocess(
     frames: tuple[int, int] | None = None,
     resolution_percentage: int | None = None,
     samples: int | None = None,
+    pack: PackManifest | None = None,
 ) -> RenderPlan:
-    """Inspect the file and plan the shards. Bad input raises InputError before anything renders."""
+    """Inspect the file and plan the shards. Bad input raises InputError before anything renders. `pack`: the
+    manifest of the pack `blend` was extracted from (an AWS run), recorded in the plan and its hash."""
     name = source or str(blend)
     per_job = parse_frames_per_job(frames_per_job)
     if not blend.is_file():
@@ -168,6 +171,7 @@ def preprocess(
         frames_per_job_requested=per_job,
         frames_per_job=effective,
         shards=shard_count(rng.count, effective),
+        pack=pack,
     )
     return RenderPlan(**dict(body), plan_hash=plan_hash(body))
 
@@ -175,7 +179,7 @@ def preprocess(
 # What a frame's pixels and a shard's frames depend on. Not the input's path or name (a moved file with the same
 # bytes renders the same frames), nor the frame rate (only the video uses it, and the video is always remade).
 FINGERPRINT = ("version", "blendSha256", "scene", "engine", "frameStart", "frameEnd", "frameStep", "resolution",
-               "resolutionPercentage", "outputSize", "samples", "framesPerJob", "shards")  # fmt: skip
+               "resolutionPercentage", "outputSize", "samples", "framesPerJob", "shards", "pack")  # fmt: skip
 
 
 def plan_hash(plan: RenderPlanBody) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Literal
 
 from batchpipe.documents import Document, ShardDocument
+from batchpipe.rendering.pack import PackManifest
 
 
 class RenderPlanBody(Document):
@@ -33,6 +34,7 @@ class RenderPlanBody(Document):
     frames_per_job_requested: int
     frames_per_job: int
     shards: int
+    pack: PackManifest | None = None  # an AWS run renders from a pack: the .blend and every file it uses
 
 
 class RenderPlan(RenderPlanBody):

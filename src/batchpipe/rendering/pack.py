@@ -141,6 +141,14 @@ def _zip_files(archive: Path) -> list[PackedFile]:
     return sorted(out, key=lambda f: f.path)
 
 
+def read_manifest(archive: Path, blend: Path, root: Path) -> PackManifest:
+    """The manifest of a pack zip already extracted under `root` with its .blend at `blend` (the render container
+    records it in the plan): every file with its size and sha256, and the zip's own sha256."""
+    inside = PurePosixPath(blend.relative_to(root)).as_posix()
+    return PackManifest(version=MANIFEST_VERSION, blend=inside, files=_zip_files(archive), missing=[],
+                        zip_sha256=file_sha256(archive), zip_size=archive.stat().st_size)  # fmt: skip
+
+
 def safe_member(name: str) -> PurePosixPath:
     """A zip member's name as a relative path inside the destination; PackError for one that is not (absolute,
     a drive, '..', backslashes, empty parts)."""
