@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,12 +43,15 @@ def start(pipeline: str, outputs: StackOutputs, job_name: str, input_file: Path,
     return arn
 
 
-def resume(outputs: StackOutputs, run: str, expected_input: bytes, pipeline: str | None = None) -> str:
+def resume(
+    outputs: StackOutputs, run: str, expected_input: bytes | Sequence[bytes], pipeline: str | None = None
+) -> str:
     """Run a finished run again over its own output: complete shards are kept, the rest priced or rendered.
 
     The new execution (named RUN-resume-N) gets the original payload plus "resume": true, so every array child
     first checks whether its shard's result is already complete for the same plan (a render shard: and that its
-    frames are all in S3). `pipeline`, when given, is the pipeline the caller means to resume.
+    frames are all in S3). `pipeline`, when given, is the pipeline the caller means to resume. `expected_input`:
+    the input's bytes, or the forms it may have been uploaded in (a render: its pack, or the bare .blend).
     """
     found, desc = sfn.find(outputs, run)
     if pipeline is not None and found != pipeline:
@@ -68,19 +72,24 @@ def resume(outputs: StackOutputs, run: str, expected_input: bytes, pipeline: str
     raise BatchpipeError(f"run '{original['jobName']}' was resumed too many times")
 
 
-def _same_input(outputs: StackOutputs, payload: dict[str, Any], expected: bytes) -> bool:
-    """Whether the run's uploaded input has these bytes: a render's plan records the .blend's sha256 (a large file
-    is not downloaded again), otherwise the input is read back and compared."""
+def _same_input(outputs: StackOutputs, payload: dict[str, Any], expected: bytes | Sequence[bytes]) -> bool:
+    """Whether the run's uploaded input has these bytes (or one of these forms): a render's plan records its pack's
+    sha256, or the bare .blend's (a large file is not downloaded again), otherwise the input is read back."""
+    forms = [expected] if isinstance(expected, bytes) else list(expected)
+    digests = {hashlib.sha256(form).hexdigest() for form in forms}
     try:
         recorded = objects.plan_document(outputs, payload["jobName"]) or {}
     except ValueError:
         recorded = {}
+    pack = recorded.get("pack")
+    if isinstance(pack, dict) and pack.get("zipSha256"):
+        return pack["zipSha256"] in digests
     if recorded.get("blendSha256"):
-        return bool(recorded["blendSha256"] == hashlib.sha256(expected).hexdigest())
+        return recorded["blendSha256"] in digests
     uploaded = objects.read(payload["inputUri"])
     if uploaded is None:
         raise InputError(f"the input of run '{payload['jobName']}' is gone ({payload['inputUri']}): it cannot resume")
-    return uploaded == expected
+    return uploaded in forms
 
 
 def stages(execution_arn: str) -> list[str]:

@@ -104,7 +104,8 @@ def run_render(
         uses = [f for f in manifest.files if f.path not in (manifest.blend, INFO_FILE)]
         progress.stage("upload", f"Uploading {blend.name} packed with the {len(uses)} files it uses "
                        f"({(manifest.zip_size or 0) / 1e6:.1f} MB)")  # fmt: skip
-        return _run("render", packed, job_name, target, progress, None, resume, wait, poll,
+        forms = (packed.read_bytes(), blend.read_bytes()) if resume is not None else None  # a run of either upload
+        return _run("render", packed, job_name, target, progress, None, resume, wait, poll, forms=forms,
                     framesPerJob=frames_per_job, frames=span, resolutionPercentage=resolution_percentage,
                     samples=samples)  # fmt: skip
 
@@ -118,13 +119,15 @@ def _outputs_or_local_hint(target: Target) -> Any:
 
 
 def _run(pipeline: str, input_file: Path, job_name: str, target: Target, progress: Progress, upload: bytes | None,
-         resume: str | None, wait: bool, poll: float, **extra: Any) -> RunSummary:  # fmt: skip
+         resume: str | None, wait: bool, poll: float, forms: tuple[bytes, ...] | None = None,
+         **extra: Any) -> RunSummary:  # fmt: skip
     from batchpipe.aws import runs, sfn
 
     out = _outputs_or_local_hint(target)
     execution = None
     if resume is not None:
-        arn = runs.resume(out, resume, upload if upload is not None else input_file.read_bytes(), pipeline)
+        expected = forms or (upload if upload is not None else input_file.read_bytes())
+        arn = runs.resume(out, resume, expected, pipeline)
         execution = arn.rsplit(":", 1)[1]
         job_name = sfn.job_of(sfn.find(out, arn)[1])
     elif upload is not None:
