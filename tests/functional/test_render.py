@@ -194,12 +194,14 @@ def test_bad_input_is_one_line_and_writes_nothing(blend_scene: Any, tmp_path: Pa
 
 
 WRAPPER = """#!{python}
-# Fault injection around the real Blender: the shard starting at {broken} cannot save frame {blocked} (a directory
-# is in the way: Blender's own save error); the shard starting at {truncated} renders, then its frame is cut short
-# and the wrapper exits 0 (Blender "succeeded" but the frame is bad).
+# Fault injection around the real Blender (asked its version, it is the real one): the shard starting at {broken}
+# cannot save frame {blocked} (a directory is in the way: Blender's own save error); the shard starting at
+# {truncated} renders, then its frame is cut short and the wrapper exits 0 (Blender "succeeded" but the frame is bad).
 import os, subprocess, sys
 args = sys.argv[1:]
 real = {blender!r}
+if args == ["--version"]:
+    os.execv(real, [real, *args])
 pattern = args[args.index("--render-output") + 1]
 first = args[args.index("--frame-start") + 1]
 if first == "{broken}":

@@ -88,7 +88,7 @@ HANGING = """#!{python}
 # The real Blender, except that the shard starting at frame {hang} records its pid and hangs (a long render).
 import os, sys
 args = sys.argv[1:]
-if args[args.index("--frame-start") + 1] == "{hang}":
+if args != ["--version"] and args[args.index("--frame-start") + 1] == "{hang}":
     open({pidfile!r}, "w").write(str(os.getpid()))
     os.execv("/bin/sleep", ["sleep", "120"])
 os.execv({blender!r}, [{blender!r}, *args])

@@ -34,6 +34,7 @@ from batchpipe.pipelines.portfolio import Portfolio
 from batchpipe.pipelines.render_documents import RenderPlan, RenderResult, RenderShardResult
 from batchpipe.progress import Progress
 from batchpipe.rendering.frames import frame_filename, threads_per_process
+from batchpipe.rendering.versions import blender_version
 
 Doc = dict[str, Any]
 T = TypeVar("T")
@@ -251,16 +252,17 @@ def run_render(
     The output directory is claimed as for Monte Carlo (`batchpipe.rundir`). Shards run on threads (each waits on
     its own Blender process); Blender's threads are divided among them. Progress counts frames as Blender saves
     them. A re-run of the same job into the same directory resumes: when its plan is identical (same file bytes,
-    scene, frames, size, samples, frames per job), the shards whose results are complete and whose frames are all
-    valid PNGs are kept and only the others are rendered (unless `fresh`); any other plan first removes the files
-    the earlier plan wrote (its frames, logs and shard results, by name), so old frames never mix with new ones,
-    and nothing else in the directory is touched. Ctrl-C stops the Blender processes and keeps the finished shards.
+    scene, frames, size, samples, frames per job, Blender version), the shards whose results are complete and whose
+    frames are all valid PNGs are kept and only the others are rendered (unless `fresh`); any other plan first
+    removes the files the earlier plan wrote (its frames, logs and shard results, by name), so old frames never mix
+    with new ones, and nothing else in the directory is touched. Ctrl-C stops the Blender processes and keeps the
+    finished shards. A file saved by a newer Blender than the renderer is refused before anything is written.
     """
     progress.stage("preprocess", f"{job_name}: inspecting the scene")
-    plan = rp.preprocess(
-        blend, job_name, frames_per_job, frames=frames, resolution_percentage=resolution_percentage, samples=samples
-    )
-    for name in ("blender", "ffmpeg", "ffprobe"):
+    renderer = blender_version(rp.tool("blender"))
+    plan = rp.preprocess(blend, job_name, frames_per_job, frames=frames, resolution_percentage=resolution_percentage,
+                         samples=samples, renderer_version=renderer)  # fmt: skip
+    for name in ("ffmpeg", "ffprobe"):
         rp.tool(name)
     with rundir.claim(output_dir, "render", job_name, force=force, input_name=str(blend),
                       warn=progress.warn) as run:  # fmt: skip

@@ -223,7 +223,7 @@ def render(
     if not local_run:
         if frames is not None or resolution_percentage is not None or samples is not None:
             raise InputError("--frames, --resolution-percentage and --samples apply to --local runs only")
-        rp.preprocess(blend, name, frames_per_job)  # the same checks as the local engine; nothing is written
+        rp.check_input(blend, name, frames_per_job)  # the local engine's checks but the renderer's; nothing written
     with RichProgress(Console(stderr=True)) as progress:
         if local_run:
             summary = local.run_render(blend, job_name=name, output_dir=output or DEFAULT_ROOT / name,

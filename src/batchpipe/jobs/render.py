@@ -29,6 +29,7 @@ from batchpipe.layout import RunLayout
 from batchpipe.pipelines import render as rp
 from batchpipe.pipelines.render_documents import RenderPlan
 from batchpipe.rendering.frames import frame_filename
+from batchpipe.rendering.versions import blender_version
 from batchpipe.storage import store_for
 
 
@@ -46,7 +47,8 @@ def local_copy(uri: str, suffix: str = "") -> Iterator[Path]:
 def preprocess(args: argparse.Namespace) -> None:
     layout = RunLayout.at(args.output)
     with local_copy(args.input, ".blend") as blend:
-        plan = rp.preprocess(blend, args.job_name, args.frames_per_job, source=args.input)
+        plan = rp.preprocess(blend, args.job_name, args.frames_per_job, source=args.input,
+                             renderer_version=blender_version(rp.tool("blender")))  # fmt: skip
     layout.write_json(layout.plan, plan)
     print(json.dumps({"shards": plan.shards, "frames": plan.frames, "planUri": layout.uri(layout.plan)}))
 

@@ -28,7 +28,7 @@ from batchpipe.pipelines.render_documents import (
     RenderShardResult,
     VideoInfo,
 )
-from batchpipe.rendering.blendfile import BlendError, inspect_blend
+from batchpipe.rendering.blendfile import BlendError, file_version, inspect_blend
 from batchpipe.rendering.commands import blender_render_args, ffmpeg_stitch_args, ffprobe_args
 from batchpipe.rendering.frames import (
     MAX_ARRAY_SIZE,
@@ -40,6 +40,7 @@ from batchpipe.rendering.frames import (
     shard_frames,
 )
 from batchpipe.rendering.pngcheck import png_problem
+from batchpipe.rendering.versions import check_renderer
 
 PLAN_VERSION = 1
 LOG_TAIL_LINES = 15
@@ -82,12 +83,15 @@ def preprocess(
     frames: tuple[int, int] | None = None,
     resolution_percentage: int | None = None,
     samples: int | None = None,
+    *,
+    renderer_version: str,
 ) -> RenderPlan:
-    """Inspect the file and plan the shards. Bad input raises InputError before anything renders."""
+    """Inspect the file and plan the shards for the Blender of `renderer_version` ("3.4.1"). Bad input raises
+    InputError before anything renders, and so does a file saved by a newer Blender than the renderer."""
     name = source or str(blend)
     per_job = parse_frames_per_job(frames_per_job)
-    if not blend.is_file():
-        raise InputError(f"{name}: no such file")
+    saved_by = _saved_by(blend, name)
+    check_renderer(name, saved_by, renderer_version)
     try:
         info = inspect_blend(blend)
     except BlendError as exc:
@@ -133,14 +137,33 @@ def preprocess(
         frames_per_job_requested=per_job,
         frames_per_job=effective,
         shards=shard_count(rng.count, effective),
+        file_version=saved_by,
+        blender=renderer_version,
     )
     return RenderPlan(**dict(body), plan_hash=plan_hash(body))
 
 
-# What a frame's pixels and a shard's frames depend on. Not the input's path or name (a moved file with the same
-# bytes renders the same frames), nor the frame rate (only the video uses it, and the video is always remade).
+def _saved_by(blend: Path, name: str) -> str:
+    """The version of Blender that saved the file, from its header (InputError when there is no readable one)."""
+    if not blend.is_file():
+        raise InputError(f"{name}: no such file")
+    try:
+        return file_version(blend)
+    except BlendError as exc:
+        raise InputError(f"{name}: {exc}") from None
+
+
+def check_input(blend: Path, job_name: str, frames_per_job: int | str) -> None:
+    """`preprocess`'s checks where the renderer is not known (before an AWS run: the render container's own
+    preprocess refuses a file newer than its Blender); nothing is written."""
+    preprocess(blend, job_name, frames_per_job, renderer_version=_saved_by(blend, str(blend)))
+
+
+# What a frame's pixels and a shard's frames depend on, the renderer's version included (another Blender may render
+# other pixels). Not the input's path or name (a moved file with the same bytes renders the same frames), nor the
+# frame rate (only the video uses it, and the video is always remade).
 FINGERPRINT = ("version", "blendSha256", "scene", "engine", "frameStart", "frameEnd", "frameStep", "resolution",
-               "resolutionPercentage", "outputSize", "samples", "framesPerJob", "shards")  # fmt: skip
+               "resolutionPercentage", "outputSize", "samples", "framesPerJob", "shards", "blender")  # fmt: skip
 
 
 def plan_hash(plan: RenderPlanBody) -> str:
@@ -417,4 +440,6 @@ def collate(
         errors=errors,
         video=video_name if video is not None else None,
         video_info=video,
+        blender=plan.blender,
+        file_version=plan.file_version,
     )
