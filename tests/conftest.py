@@ -52,7 +52,7 @@ a = dict(x.split("=", 1) for x in sys.argv[sys.argv.index("--") + 1:])
 s = bpy.context.scene
 s.render.engine = "CYCLES"
 s.cycles.samples = 1
-s.cycles.use_denoising = False  # Debian's Blender 3.4 is built without OpenImageDenoise
+s.cycles.use_denoising = a["denoise"] == "1"  # Debian's Blender 3.4 is built without OpenImageDenoise: it fails
 s.render.resolution_x, s.render.resolution_y = int(a["width"]), int(a["height"])
 s.render.resolution_percentage = 100
 s.frame_start, s.frame_end, s.frame_step = int(a["start"]), int(a["end"]), int(a["step"])
@@ -77,19 +77,22 @@ def need_tool(name: str) -> str:
 
 @pytest.fixture(scope="session")
 def blend_scene(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """scene(start=1, end=3, ...) -> a tiny Cycles .blend saved by real Blender, made once per distinct parameters."""
+    """scene(start=1, end=3, ...) -> a tiny Cycles .blend saved by real Blender, made once per distinct parameters
+    (denoise=True: one that Debian's Blender fails to render)."""
     made: dict[tuple[Any, ...], Path] = {}
     root = tmp_path_factory.mktemp("render-scenes")
     script = root / "make_scene.py"
     script.write_text(SCENE_SCRIPT)
 
     def make(start: int = 1, end: int = 3, step: int = 1, fps: int = 24, fps_base: float = 1.0, width: int = 32,
-             height: int = 24, compress: bool = True, marker: Path | None = None) -> Path:  # fmt: skip
-        key = (start, end, step, fps, fps_base, width, height, compress, marker)
+             height: int = 24, compress: bool = True, marker: Path | None = None,
+             denoise: bool = False) -> Path:  # fmt: skip
+        key = (start, end, step, fps, fps_base, width, height, compress, marker, denoise)
         if key not in made:
             out = root / f"scene-{len(made)}.blend"
             args = {"start": start, "end": end, "step": step, "fps": fps, "fps_base": fps_base, "width": width,
-                    "height": height, "compress": int(compress), "marker": marker or "", "out": out}  # fmt: skip
+                    "height": height, "compress": int(compress), "marker": marker or "", "denoise": int(denoise),
+                    "out": out}  # fmt: skip
             run = subprocess.run(
                 [need_tool("blender"), "-b", "--factory-startup", "--python-exit-code", "1", "--python", str(script),
                  "--", *(f"{k}={v}" for k, v in args.items())],

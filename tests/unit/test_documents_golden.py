@@ -22,6 +22,7 @@ from batchpipe.pipelines import render as rp
 from batchpipe.pipelines.montecarlo import streaming
 from batchpipe.pipelines.portfolio import load_portfolio
 from batchpipe.pipelines.render_documents import RenderPlan, VideoInfo
+from batchpipe.rendering.blenderlog import shard_error
 
 GOLDEN = Path(__file__).resolve().parents[1] / "data" / "golden"
 MC = GOLDEN / "montecarlo"
@@ -92,8 +93,11 @@ def test_render_results_are_the_same_bytes(tmp_path: Path, partial: bool) -> Non
     plan = rp.read_plan(done)
     first, second = rp.shard_results(done, plan)
     if partial:
-        message = (
-            "shard 1: Blender exited with code 1; frames missing or invalid: 6 (no such file); log tail: Error: boom"
+        message = shard_error(1, 1, ["Fra:6 Mem:9.04M", "Error: boom", "", "Blender quit"], {6: "no such file"},
+                              "logs/shard-00001.log")  # fmt: skip
+        assert message == (
+            "shard 1: Error: boom; Blender exited with code 1; frames missing or invalid: 6 (no such file); "
+            "log: logs/shard-00001.log"
         )
         second = rp.failed_shard(plan, 1, message)
         layout.write_json(layout.shard(1), second)

@@ -12,7 +12,6 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections import deque
 from collections.abc import Callable, Iterable
 from fractions import Fraction
 from pathlib import Path
@@ -28,6 +27,7 @@ from batchpipe.pipelines.render_documents import (
     RenderShardResult,
     VideoInfo,
 )
+from batchpipe.rendering.blenderlog import BlenderOutput, log_name, read_crash_report, shard_error
 from batchpipe.rendering.blendfile import BlendError, file_version, inspect_blend
 from batchpipe.rendering.commands import blender_render_args, ffmpeg_stitch_args, ffprobe_args
 from batchpipe.rendering.frames import (
@@ -289,7 +289,7 @@ def render_shard(
         samples=plan.samples,
     )
     started = time.monotonic()
-    tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
+    tail = BlenderOutput(LOG_TAIL_LINES)
     log = log_file.open("w", encoding="utf-8") if log_file else None
     try:
         proc = subprocess.Popen(
@@ -311,13 +311,8 @@ def render_shard(
             log.close()
     size = _size(plan)
     problems = {f: p for f in frames if (p := png_problem(frames_dir / frame_filename(f), size)) is not None}
-    error = None
-    if code != 0 or problems:
-        what = f"Blender exited with code {code}" if code != 0 else "Blender exited 0"
-        missing = ", ".join(f"{f} ({p})" for f, p in problems.items()) or "none"
-        error = f"shard {shard}: {what}; frames missing or invalid: {missing}; log tail: " + " | ".join(
-            line for line in tail if line
-        )
+    crash_report = read_crash_report(tail.crash_report) if code != 0 else []
+    error = shard_error(shard, code, tail, problems, log_name(log_file, frames_dir.parent), crash_report)
     return RenderShardResult(
         job_name=plan.job_name,
         shard=shard,
