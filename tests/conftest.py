@@ -1,9 +1,11 @@
-"""Shared fixtures: small portfolios as files, and where the workshop's example lives."""
+"""Shared fixtures: small portfolios as files, where the workshop's example lives, tiny .blend files saved by real
+Blender, and .blend files as a newer Blender would save them."""
 
 from __future__ import annotations
 
 import json
 import shutil
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -121,3 +123,25 @@ def blend_scene(tmp_path_factory: pytest.TempPathFactory) -> Any:
         return made[key]
 
     return make
+
+
+def with_version(blend: bytes, digits: bytes) -> bytes:
+    """An uncompressed .blend whose header claims another Blender saved it: b"499" for 4.99."""
+    assert blend[:9] in (b"BLENDER-v", b"BLENDER_v") and len(digits) == 3
+    return blend[:9] + digits + blend[12:]
+
+
+def as_format_1(blend: bytes, version: int = 500) -> bytes:
+    """An uncompressed little-endian 64-bit .blend rewritten as Blender 5.0 writes files: the 17-byte header
+    ("BLENDER17-01v0500") and 32-byte block headers (code, SDNA index, old address, length, count); the blocks' data
+    is the same."""
+    assert blend[:9] == b"BLENDER-v", blend[:12]
+    small, large = struct.Struct("<4siQii"), struct.Struct("<4siQqq")
+    out, pos = [b"BLENDER17-01v%04d" % version], 12
+    while pos < len(blend):
+        code, length, old, sdna, count = small.unpack_from(blend, pos)
+        out.append(large.pack(code, sdna, old, length, count) + blend[pos + small.size : pos + small.size + length])
+        pos += small.size + length
+        if code == b"ENDB":
+            break
+    return b"".join(out)

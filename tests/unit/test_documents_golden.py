@@ -21,11 +21,13 @@ from batchpipe.pipelines import montecarlo as mc
 from batchpipe.pipelines import render as rp
 from batchpipe.pipelines.montecarlo import streaming
 from batchpipe.pipelines.portfolio import load_portfolio
-from batchpipe.pipelines.render_documents import VideoInfo
+from batchpipe.pipelines.render_documents import RenderPlan, VideoInfo
+from batchpipe.rendering.blenderlog import shard_error
 
 GOLDEN = Path(__file__).resolve().parents[1] / "data" / "golden"
 MC = GOLDEN / "montecarlo"
 RENDER = GOLDEN / "render"
+RENDERER_VERSION = "3.4.1"  # the Blender that rendered the golden run's frames
 
 
 def _bytes(path: Path) -> bytes:
@@ -77,7 +79,8 @@ def test_montecarlo_collate_writes_the_same_bytes(tmp_path: Path, shards: list[i
 
 
 def test_render_plan_is_the_same_bytes(tmp_path: Path) -> None:
-    plan = rp.preprocess(RENDER / "scene.blend", "golden-render", 2, source="scene.blend", samples=1)
+    plan = rp.preprocess(RENDER / "scene.blend", "golden-render", 2, source="scene.blend", samples=1,
+                         renderer_version=RENDERER_VERSION)  # fmt: skip
     layout = RunLayout.at(str(tmp_path))
     layout.write_json(layout.plan, plan)
     assert _bytes(tmp_path / "plan.json") == _bytes(RENDER / "plan.json")
@@ -90,8 +93,11 @@ def test_render_results_are_the_same_bytes(tmp_path: Path, partial: bool) -> Non
     plan = rp.read_plan(done)
     first, second = rp.shard_results(done, plan)
     if partial:
-        message = (
-            "shard 1: Blender exited with code 1; frames missing or invalid: 6 (no such file); log tail: Error: boom"
+        message = shard_error(1, 1, ["Fra:6 Mem:9.04M", "Error: boom", "", "Blender quit"], {6: "no such file"},
+                              "logs/shard-00001.log")  # fmt: skip
+        assert message == (
+            "shard 1: Error: boom; Blender exited with code 1; frames missing or invalid: 6 (no such file); "
+            "log: logs/shard-00001.log"
         )
         second = rp.failed_shard(plan, 1, message)
         layout.write_json(layout.shard(1), second)
@@ -107,3 +113,19 @@ def test_render_results_are_the_same_bytes(tmp_path: Path, partial: bool) -> Non
     for s in (0, 1):  # a stored shard result reads back and is written again as the same bytes
         layout.write_json(layout.shard(s), rp.shard_results(done, plan)[s])
         assert _bytes(tmp_path / layout.shard(s)) == _bytes(RENDER / layout.shard(s))
+
+
+def test_a_render_plan_stored_before_the_versions_still_reads() -> None:
+    """A plan without fileVersion and blender (as stored before they were recorded) reads back, so that a re-run
+    finds the earlier plan's files and removes them: its hash never matches a new plan's (theirs covers Blender's
+    version)."""
+    earlier = rp.read_plan(RunLayout.at(str(RENDER / "before-versions")))
+    assert isinstance(earlier, RenderPlan)
+    assert (earlier.file_version, earlier.blender, earlier.blender_version) == (None, None, "3.4")
+    assert earlier.plan_hash == "864be5b12e34f587be3f9600"
+    now = rp.read_plan(RunLayout.at(str(RENDER)))
+    assert (now.file_version, now.blender) == ("3.4", RENDERER_VERSION)
+    assert now.model_copy(update={"file_version": None, "blender": None, "plan_hash": ""}) == earlier.model_copy(
+        update={"plan_hash": ""}
+    )
+    assert now.plan_hash != earlier.plan_hash

@@ -34,7 +34,8 @@ from batchpipe.rendering.frames import (
 from batchpipe.rendering.pngcheck import png_problem
 from batchpipe.rendering.renderer import SCRIPT, Renderer
 
-REAL_BLEND = Path("/usr/share/blender/scripts/startup/bl_app_templates_system/VFX/startup.blend")
+REAL_BLEND = Path("/usr/share/blender/scripts/startup/bl_app_templates_system/VFX/startup.blend")  # saved by 2.80
+RENDERER = "3.4.1"  # the Blender the plans are for
 
 
 # --- frame ranges and shards ---------------------------------------------------------------------------------------
@@ -304,10 +305,12 @@ def test_preprocess_real_file_and_frames_per_job_as_the_workshop_passes_it(tmp_p
     blend = tmp_path / "vfx.blend"
     blend.write_bytes(real_blend)
     for per_job in ("1", 1, " 1 "):
-        plan = preprocess(blend, "job", per_job).stored()
+        plan = preprocess(blend, "job", per_job, renderer_version=RENDERER).stored()
         assert plan["framesPerJob"] == plan["framesPerJobRequested"] == 1
         assert plan["shards"] == plan["frames"] == 250
-    plan = preprocess(blend, "job", "4", frames=(5, 11), resolution_percentage=50, samples=2).stored()
+    plan = preprocess(
+        blend, "job", "4", frames=(5, 11), resolution_percentage=50, samples=2, renderer_version=RENDERER
+    ).stored()
     assert (plan["frameStart"], plan["frameEnd"], plan["frames"], plan["shards"]) == (5, 11, 7, 2)
     assert plan["outputSize"] == [960, 540] and plan["resolution"] == [1920, 1080]
     assert plan["compression"] == "none" and plan["scene"] == "Scene" and plan["frameRate"] == "24/1"
@@ -317,7 +320,7 @@ def test_preprocess_real_file_and_frames_per_job_as_the_workshop_passes_it(tmp_p
 def test_preprocess_caps_the_array_size(tmp_path: Path, real_blend: bytes) -> None:
     blend = tmp_path / "vfx.blend"
     blend.write_bytes(real_blend)
-    plan = preprocess(blend, "job", "1", frames=(1, 25_000)).stored()
+    plan = preprocess(blend, "job", "1", frames=(1, 25_000), renderer_version=RENDERER).stored()
     assert plan["framesPerJobRequested"] == 1 and plan["framesPerJob"] == 3
     assert plan["shards"] == 8334 <= MAX_ARRAY_SIZE
 
@@ -335,7 +338,7 @@ def test_gzip_and_zstd_blends_are_read(tmp_path: Path, real_blend: bytes) -> Non
 
 def _input_error(blend: Path, per_job: int | str = 1, **kw: object) -> str:
     with pytest.raises(InputError) as info:
-        preprocess(blend, "job", per_job, **kw)  # type: ignore[arg-type]
+        preprocess(blend, "job", per_job, renderer_version=RENDERER, **kw)  # type: ignore[arg-type]
     assert info.value.exit_code == 2
     return str(info.value)
 
@@ -372,5 +375,5 @@ def test_preprocess_missing_file_and_bad_options(tmp_path: Path, real_blend: byt
     assert "no frames" in _input_error(blend, frames=(10, 5))
     assert "resolution percentage" in _input_error(blend, resolution_percentage=0)
     assert "samples" in _input_error(blend, samples=0)
-    assert preprocess(blend, "j", 1, source="s3://b/vfx.blend").input == "s3://b/vfx.blend"
+    assert preprocess(blend, "j", 1, source="s3://b/vfx.blend", renderer_version=RENDERER).input == "s3://b/vfx.blend"
     assert _input_error(tmp_path / "gone.blend", source="s3://b/gone.blend") == "s3://b/gone.blend: no such file"

@@ -10,8 +10,10 @@ from typing import Any
 import pytest
 
 from batchpipe import storage
+from batchpipe.errors import InputError
 from batchpipe.layout import RunLayout
 from batchpipe.pipelines.render import (
+    check_input,
     failed_shard,
     frame_check,
     frames_of_shard,
@@ -21,6 +23,7 @@ from batchpipe.pipelines.render import (
 )
 from batchpipe.pipelines.render_documents import RenderPlan, RenderShardResult
 from batchpipe.rendering.frames import frame_filename
+from tests.conftest import as_format_1
 from tests.unit.test_frames import REAL_BLEND, make_png
 
 
@@ -32,7 +35,8 @@ def blend(tmp_path: Path) -> Path:
 
 
 def plan_of(blend: Path, **options: Any) -> RenderPlan:
-    args: dict[str, Any] = {"frames": (1, 8), "resolution_percentage": None, "samples": None} | options
+    args: dict[str, Any] = {"frames": (1, 8), "resolution_percentage": None, "samples": None,
+                            "renderer_version": "3.4.1"} | options  # fmt: skip
     per_job = args.pop("frames_per_job", 2)
     return preprocess(blend, args.pop("job", "job"), per_job, **args)
 
@@ -56,6 +60,45 @@ def test_the_plan_hash_follows_what_the_frames_depend_on(blend: Path, tmp_path: 
     changed["bytes"] = plan_of(edited)
     hashes = {name: plan.plan_hash for name, plan in changed.items()}
     assert base.plan_hash not in hashes.values() and len(set(hashes.values())) == len(hashes)
+
+
+def test_the_plan_hash_follows_the_renderers_version(blend: Path) -> None:
+    """Frames another Blender rendered are not this plan's: a resume with another renderer renders them again."""
+    base = plan_of(blend)
+    assert (base.file_version, base.blender) == ("2.80", "3.4.1")  # the file was saved by Blender 2.80
+    assert plan_of(blend, renderer_version="3.4.1").plan_hash == base.plan_hash
+    others = {v: plan_of(blend, renderer_version=v) for v in ("3.4.0", "3.4.2", "3.5.0", "4.5.3")}
+    assert all(plan.blender == v and plan.file_version == "2.80" for v, plan in others.items())
+    hashes = {plan.plan_hash for plan in others.values()}
+    assert base.plan_hash not in hashes and len(hashes) == len(others)
+    done = {"jobName": "job", "shard": 0, "planHash": others["3.4.2"].plan_hash, "frames": [1, 2],
+            "rendered": [1, 2], "missing": [], "error": None, "seconds": 1.0}  # fmt: skip
+    assert is_complete(others["3.4.2"], 0, stored(done)) and not is_complete(base, 0, stored(done))
+
+
+def test_a_file_newer_than_the_renderer_is_refused_before_anything_is_planned(blend: Path, tmp_path: Path) -> None:
+    with pytest.raises(InputError) as info:
+        plan_of(blend, renderer_version="2.79", source="s3://b/scene.blend")
+    assert info.value.exit_code == 2 and str(info.value) == (
+        "s3://b/scene.blend: saved by Blender 2.80, newer than the renderer (Blender 2.79): render it with Blender "
+        "2.80 or later (--blender PATH renders with another Blender)"
+    )
+    assert plan_of(blend, renderer_version="2.80.0").blender == "2.80.0"
+    newer = tmp_path / "newer.blend"
+    newer.write_bytes(as_format_1(blend.read_bytes()))  # as Blender 5.0 saves it
+    with pytest.raises(
+        InputError, match=r"newer\.blend: saved by Blender 5\.0, newer than the renderer \(Blender 4\.5\.3\)"
+    ):
+        plan_of(newer, renderer_version="4.5.3")
+    assert plan_of(newer, renderer_version="5.0.1").file_version == "5.0"
+    check_input(newer, "job", 1)  # before an AWS run: the renderer there is not known here, the rest is checked
+    with pytest.raises(InputError, match="framesPerJob"):
+        check_input(newer, "job", 0)
+    broken = tmp_path / "broken.blend"
+    broken.write_bytes(b"BLENDER17-02v0600" + blend.read_bytes()[12:])  # a header format to come
+    for check in (lambda: plan_of(broken, renderer_version="4.5.3"), lambda: check_input(broken, "job", 1)):
+        with pytest.raises(InputError, match=r"broken\.blend: unknown \.blend header b'BLENDER17-02v0600'"):
+            check()
 
 
 def stored(doc: dict[str, Any]) -> RenderShardResult | None:

@@ -255,19 +255,18 @@ def run_render(
     The output directory is claimed as for Monte Carlo (`batchpipe.rundir`). Shards run on threads (each waits on
     its own Blender process); Blender's threads are divided among them. Progress counts frames as Blender saves
     them. A re-run of the same job into the same directory resumes: when its plan is identical (same file bytes,
-    scene, frames, size, samples, frames per job), the shards whose results are complete and whose frames are all
-    valid PNGs are kept and only the others are rendered (unless `fresh`); any other plan first removes the files
-    the earlier plan wrote (its frames, logs and shard results, by name), so old frames never mix with new ones,
-    and nothing else in the directory is touched. Ctrl-C stops the Blender processes and keeps the finished shards.
-    The renderer is `blender` (an executable), else $BATCHPIPE_BLENDER, else the installed `bpy` module.
-    A dependency of the file that is missing (a linked library, a texture, a cache...) refuses the run before
-    anything is written, unless `allow_missing` (then a warning).
+    scene, frames, size, samples, frames per job, Blender version), the shards whose results are complete and whose
+    frames are all valid PNGs are kept and only the others are rendered (unless `fresh`); any other plan first
+    removes the files the earlier plan wrote (its frames, logs and shard results, by name), so old frames never mix
+    with new ones, and nothing else in the directory is touched. Ctrl-C stops the Blender processes and keeps the
+    finished shards. The renderer is `blender` (an executable), else $BATCHPIPE_BLENDER, else the installed `bpy`
+    module; a file saved by a newer Blender than the renderer is refused before anything is written, and so is one
+    whose dependencies (a linked library, a texture, a cache...) are missing, unless `allow_missing` (a warning).
     """
     progress.stage("preprocess", f"{job_name}: inspecting the scene")
     renderer = rp.renderer(blender)
-    plan = rp.preprocess(
-        blend, job_name, frames_per_job, frames=frames, resolution_percentage=resolution_percentage, samples=samples
-    )
+    plan = rp.preprocess(blend, job_name, frames_per_job, frames=frames, resolution_percentage=resolution_percentage,
+                         samples=samples, renderer_version=renderer.version)  # fmt: skip
     # the file's external dependencies: missing ones refuse the run (InputError) before the output is claimed
     require_dependencies(blend, allow_missing=allow_missing, warn=progress.warn)
     for name in ("ffmpeg", "ffprobe"):

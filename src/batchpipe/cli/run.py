@@ -240,9 +240,10 @@ def render(
     if not local_run:
         if blender is not None:
             raise InputError("--blender applies to --local runs only (on AWS the render image's Blender renders)")
-        # the same checks as the preprocess job will make, here first: nothing is uploaded for a file it refuses
-        rp.preprocess(blend, name, frames_per_job, frames=frames, resolution_percentage=resolution_percentage,
-                      samples=samples)  # fmt: skip
+        # the local engine's checks but the renderer's version, here first: nothing is uploaded for a file the
+        # preprocess job would refuse (that job also refuses a file newer than the image's Blender)
+        rp.check_input(blend, name, frames_per_job, frames=frames, resolution_percentage=resolution_percentage,
+                       samples=samples)  # fmt: skip
     with RichProgress(Console(stderr=True)) as progress:
         if local_run:
             summary = local.run_render(blend, job_name=name, output_dir=output or DEFAULT_ROOT / name,

@@ -73,7 +73,7 @@ def preprocess(args: argparse.Namespace) -> None:
             raise InputError(str(exc)) from None
         plan = rp.preprocess(blend, args.job_name, args.frames_per_job, source=args.input, frames=frames,
                              resolution_percentage=args.resolution_percentage, samples=args.samples,
-                             pack=pack)  # fmt: skip
+                             pack=pack, renderer_version=rp.renderer().version)  # fmt: skip
     layout.write_json(layout.plan, plan)
     print(json.dumps({"shards": plan.shards, "frames": plan.frames, "planUri": layout.uri(layout.plan)}))
 

@@ -15,7 +15,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import deque
 from collections.abc import Callable, Iterable
 from fractions import Fraction
 from pathlib import Path
@@ -31,7 +30,8 @@ from batchpipe.pipelines.render_documents import (
     RenderShardResult,
     VideoInfo,
 )
-from batchpipe.rendering.blendfile import BlendError, inspect_blend
+from batchpipe.rendering.blenderlog import BlenderOutput, log_name, read_crash_report, shard_error
+from batchpipe.rendering.blendfile import BlendError, file_version, inspect_blend
 from batchpipe.rendering.commands import ffmpeg_stitch_args, ffprobe_args
 from batchpipe.rendering.frames import (
     MAX_ARRAY_SIZE,
@@ -45,6 +45,7 @@ from batchpipe.rendering.frames import (
 from batchpipe.rendering.pack import PackManifest
 from batchpipe.rendering.pngcheck import png_problem
 from batchpipe.rendering.renderer import Renderer
+from batchpipe.rendering.versions import blender_version, check_renderer
 
 PLAN_VERSION = 1
 LOG_TAIL_LINES = 15
@@ -62,23 +63,10 @@ def renderer(blender: str | None = None) -> Renderer:
         if not found:
             label = f"--blender {given}" if blender else f"BATCHPIPE_BLENDER={given}"
             raise InputError(f"{label}: no such executable")
-        return Renderer("executable", found, executable_version(found))
+        return Renderer("executable", found, blender_version(found))
     if importlib.util.find_spec("bpy") is None:
         raise InputError("no Blender to render with: the bpy module is not installed", RENDER_EXTRA)
     return Renderer("module", sys.executable, importlib.metadata.version("bpy"))
-
-
-def executable_version(blender: str) -> str:
-    """The version a Blender executable reports (`blender --version`: "Blender 4.2.3 LTS" -> "4.2.3")."""
-    try:
-        run = subprocess.run([blender, "--version"], capture_output=True, text=True, timeout=120, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise InputError(f"{blender}: cannot run it to read its version: {exc}") from None
-    for line in run.stdout.splitlines():
-        words = line.split()
-        if len(words) >= 2 and words[0] == "Blender" and words[1][:1].isdigit():
-            return words[1]
-    raise InputError(f"{blender}: not a Blender executable (`--version` printed no 'Blender X.Y')")
 
 
 def tool(name: str) -> str:
@@ -119,13 +107,16 @@ def preprocess(
     resolution_percentage: int | None = None,
     samples: int | None = None,
     pack: PackManifest | None = None,
+    *,
+    renderer_version: str,
 ) -> RenderPlan:
-    """Inspect the file and plan the shards. Bad input raises InputError before anything renders. `pack`: the
+    """Inspect the file and plan the shards for the Blender of `renderer_version` ("3.4.1"). Bad input raises
+    InputError before anything renders, and so does a file saved by a newer Blender than the renderer. `pack`: the
     manifest of the pack `blend` was extracted from (an AWS run), recorded in the plan and its hash."""
     name = source or str(blend)
     per_job = parse_frames_per_job(frames_per_job)
-    if not blend.is_file():
-        raise InputError(f"{name}: no such file")
+    saved_by = _saved_by(blend, name)
+    check_renderer(name, saved_by, renderer_version)
     try:
         info = inspect_blend(blend)
     except BlendError as exc:
@@ -171,15 +162,43 @@ def preprocess(
         frames_per_job_requested=per_job,
         frames_per_job=effective,
         shards=shard_count(rng.count, effective),
+        file_version=saved_by,
+        blender=renderer_version,
         pack=pack,
     )
     return RenderPlan(**dict(body), plan_hash=plan_hash(body))
 
 
-# What a frame's pixels and a shard's frames depend on. Not the input's path or name (a moved file with the same
-# bytes renders the same frames), nor the frame rate (only the video uses it, and the video is always remade).
+def _saved_by(blend: Path, name: str) -> str:
+    """The version of Blender that saved the file, from its header (InputError when there is no readable one)."""
+    if not blend.is_file():
+        raise InputError(f"{name}: no such file")
+    try:
+        return file_version(blend)
+    except BlendError as exc:
+        raise InputError(f"{name}: {exc}") from None
+
+
+def check_input(
+    blend: Path,
+    job_name: str,
+    frames_per_job: int | str,
+    frames: tuple[int, int] | None = None,
+    resolution_percentage: int | None = None,
+    samples: int | None = None,
+) -> None:
+    """`preprocess`'s checks where the renderer is not known (before an AWS run: the render container's own
+    preprocess refuses a file newer than its Blender); nothing is written."""
+    preprocess(blend, job_name, frames_per_job, frames=frames, resolution_percentage=resolution_percentage,
+               samples=samples, renderer_version=_saved_by(blend, str(blend)))  # fmt: skip
+
+
+# What a frame's pixels and a shard's frames depend on, the renderer's version included (another Blender may render
+# other pixels). Not the input's path or name (a moved file with the same bytes renders the same frames), nor the
+# frame rate (only the video uses it, and the video is always remade).
 FINGERPRINT = ("version", "blendSha256", "scene", "engine", "frameStart", "frameEnd", "frameStep", "resolution",
-               "resolutionPercentage", "outputSize", "samples", "framesPerJob", "shards", "pack")  # fmt: skip
+               "resolutionPercentage", "outputSize", "samples", "framesPerJob", "shards", "blender",
+               "pack")  # fmt: skip
 
 
 def plan_hash(plan: RenderPlanBody) -> str:
@@ -305,7 +324,7 @@ def render_shard(
         samples=plan.samples,
     )
     started = time.monotonic()
-    tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
+    tail = BlenderOutput(LOG_TAIL_LINES)
     log = log_file.open("w", encoding="utf-8") if log_file else None
     try:
         proc = subprocess.Popen(
@@ -327,13 +346,8 @@ def render_shard(
             log.close()
     size = _size(plan)
     problems = {f: p for f in frames if (p := png_problem(frames_dir / frame_filename(f), size)) is not None}
-    error = None
-    if code != 0 or problems:
-        what = f"Blender exited with code {code}" if code != 0 else "Blender exited 0"
-        missing = ", ".join(f"{f} ({p})" for f, p in problems.items()) or "none"
-        error = f"shard {shard}: {what}; frames missing or invalid: {missing}; log tail: " + " | ".join(
-            line for line in tail if line
-        )
+    crash_report = read_crash_report(tail.crash_report) if code != 0 else []
+    error = shard_error(shard, code, tail, problems, log_name(log_file, frames_dir.parent), crash_report)
     return RenderShardResult(
         job_name=plan.job_name,
         shard=shard,
@@ -461,4 +475,6 @@ def collate(
         errors=errors,
         video=video_name if video is not None else None,
         video_info=video,
+        blender=plan.blender,
+        file_version=plan.file_version,
     )

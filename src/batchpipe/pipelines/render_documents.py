@@ -34,6 +34,10 @@ class RenderPlanBody(Document):
     frames_per_job_requested: int
     frames_per_job: int
     shards: int
+    # Appended after the fields above, defaulted so that a plan stored before they were recorded still reads (the
+    # local engine then removes that plan's files: its hash never matches a new plan's).
+    file_version: str | None = None  # the version that saved the file, from its header ("3.4")
+    blender: str | None = None  # the renderer's version ("3.4.1"), part of the hash
     pack: PackManifest | None = None  # an AWS run renders from a pack: the .blend and every file it uses
 
 
@@ -85,3 +89,5 @@ class RenderResult(Document):
     errors: list[str]
     video: str | None
     video_info: VideoInfo | None
+    blender: str | None  # the plan's: the renderer's version (None only for a plan that did not record it)
+    file_version: str | None
