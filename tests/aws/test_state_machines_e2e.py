@@ -223,7 +223,16 @@ def test_render_preview_options_on_aws_make_the_local_plan(
     assert (plan["frameStart"], plan["frameEnd"], plan["resolutionPercentage"], plan["samples"]) == (6, 7, 50, 2)
     pack = PackManifest.read(plan["pack"])
     assert pack.blend == "preview.blend" and [f.path for f in pack.files] == ["pack-info.txt", "preview.blend"]
-    local = rp.preprocess(blend, "preview", 1, frames=(6, 7), resolution_percentage=50, samples=2, pack=pack)
+    local = rp.preprocess(
+        blend,
+        "preview",
+        1,
+        frames=(6, 7),
+        resolution_percentage=50,
+        samples=2,
+        pack=pack,
+        renderer_version=plan["blender"],
+    )
     assert plan["planHash"] == local.plan_hash and plan["outputSize"] == [16, 12]
     assert plan["blendSha256"] == local.blend_sha256  # packed unchanged
     doc = stack.result("runs/preview", "render.json")
