@@ -184,7 +184,7 @@ def test_deploy_builds_and_pushes_with_docker_then_pins_the_images(
     calls = [line.split() for line in log.read_text().splitlines()]
     assert [c[0] for c in calls] == ["login", "build", "push", "build", "push"]
     assert calls[0][:4] == ["login", "--username", "AWS", "--password-stdin"]
-    root = template_module.REPO_ROOT
+    root = images.REPO_ROOT
     pricer_image = f"{out['PricerRepositoryUri']}:{images.content_tag(root, 'containers/pricer/Dockerfile')}"
     assert calls[1] == ["build", "--platform", "linux/amd64", "-f", "containers/pricer/Dockerfile", "-t",
                         pricer_image, str(root)]  # fmt: skip
@@ -199,7 +199,7 @@ def test_an_existing_stack_builds_what_ecr_lacks_then_pins_both_in_one_update(
 ) -> None:
     assert cli("deploy", "--no-build").exit_code == 0
     out = outputs()
-    render_tag = images.content_tag(template_module.REPO_ROOT, "containers/render/Dockerfile")
+    render_tag = images.content_tag(images.REPO_ROOT, "containers/render/Dockerfile")
     manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
                            "config": {"digest": "sha256:" + "0" * 64, "size": 1}, "layers": []})  # fmt: skip
     ecr = boto3.client("ecr")

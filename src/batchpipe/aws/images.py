@@ -12,6 +12,7 @@ from pathlib import Path
 from batchpipe.aws.clients import client
 from batchpipe.errors import BatchpipeError, InputError
 
+REPO_ROOT = Path(__file__).resolve().parents[3]
 IMAGES = {"pricer": "containers/pricer/Dockerfile", "render": "containers/render/Dockerfile"}
 
 

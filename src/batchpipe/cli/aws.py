@@ -73,7 +73,8 @@ def deploy(target: Target, no_build: bool, max_vcpus: int | None, image_tag: str
     from rich.console import Console
 
     from batchpipe.aws import deploy as aws_deploy
-    from batchpipe.aws.template import REPO_ROOT, build_template
+    from batchpipe.aws.images import REPO_ROOT
+    from batchpipe.aws.template import build_template
     from batchpipe.deploy.plan import describe
 
     target.connect()
