@@ -21,7 +21,7 @@ from batchpipe.aws import template as template_module
 from batchpipe.cli import main
 from batchpipe.jobs import pricer
 from tests.aws.builders import FakeBuilders, digests, fake_builders
-from tests.conftest import EXAMPLE, small_portfolio
+from tests.conftest import EXAMPLE, ROOT, small_portfolio
 from tests.functional.test_template import for_moto
 
 REGION = "us-east-1"
@@ -60,6 +60,12 @@ def given_pushed(*images: str) -> None:
     for image in images:
         repository, tag = image.split("/", 1)[1].rsplit(":", 1)
         ecr.put_image(repositoryName=repository, imageManifest=MANIFEST, imageTag=tag)
+
+
+def latest_images() -> list[str]:
+    """What a --no-build deploy leaves the job definitions on."""
+    out = outputs()
+    return [f"{out['PricerRepositoryUri']}:latest", f"{out['RenderRepositoryUri']}:latest"]
 
 
 def parameters() -> dict[str, str]:
@@ -104,6 +110,7 @@ def test_deploy_run_status_results_cancel_destroy(aws: None, tmp_path: Path, ble
     network = given_network()
     deployed = cli("deploy", "--no-build", *network)
     assert deployed.exit_code == 0, deployed.output
+    given_pushed(*latest_images())
     out = outputs()
     assert set(out) >= {"BucketName", "JobQueueArn", "MonteCarloStateMachineArn", "RenderStateMachineArn"}
     again = cli("deploy", "--no-build", *network)
@@ -162,6 +169,7 @@ def test_deploy_run_status_results_cancel_destroy(aws: None, tmp_path: Path, ble
 
 def test_bad_input_uploads_nothing_and_reused_names_are_refused(aws: None, tmp_path: Path) -> None:
     assert cli("deploy", "--no-build").exit_code == 0
+    given_pushed(*latest_images())
     bucket = outputs()["BucketName"]
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps(small_portfolio(positions=[{"notional": -1, "strike": 1, "barrier": 1}])))
@@ -286,6 +294,58 @@ def test_no_builder_at_all_is_one_line_naming_the_three_and_no_build(
     assert cli("status").exit_code == 2  # nothing was deployed
 
 
+def test_no_build_says_no_image_is_pushed_and_run_refuses_until_one_is(aws: None, tmp_path: Path) -> None:
+    portfolio = tmp_path / "portfolio.json"
+    portfolio.write_text(json.dumps(small_portfolio()))
+    planned = cli("deploy", "--no-build", "--dry-run")
+    assert planned.exit_code == 0 and "no image is built (--no-build)" in planned.stdout
+    deployed = cli("deploy", "--no-build")
+    assert deployed.exit_code == 0, deployed.output
+    assert deployed.stdout == "stack 'batchpipe' created\n"
+    pricer_latest, render_latest = latest_images()
+    assert deployed.stderr.splitlines()[-1] == (
+        f"no image is pushed yet: {pricer_latest} and {render_latest} are not in ECR, so `batchpipe run` refuses to "
+        "start runs: build and push the images with `batchpipe deploy` (docker, podman or buildah)")  # fmt: skip
+    bucket = outputs()["BucketName"]
+    refused = cli("run", "montecarlo", str(portfolio), "--no-wait", "--job-name", "mc")
+    assert refused.exit_code == 2
+    assert refused.stderr == (f"error: image {pricer_latest} is not in ECR: the montecarlo run's jobs could not pull "
+                              "it (build and push the images with `batchpipe deploy`)\n")  # fmt: skip
+    assert boto3.client("s3").list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0  # nothing uploaded
+    sfn = boto3.client("stepfunctions")
+    assert not sfn.list_executions(stateMachineArn=outputs()["MonteCarloStateMachineArn"])["executions"]
+
+    given_pushed(pricer_latest)
+    again = cli("deploy", "--no-build")  # nothing changes; one image still missing
+    assert again.exit_code == 0 and again.stderr.splitlines()[-1].startswith(f"image {render_latest} is not in ECR")
+    started = cli("run", "montecarlo", str(portfolio), "--no-wait", "--job-name", "mc")
+    assert started.exit_code == 0, started.output
+    scene = ROOT / "tests" / "data" / "golden" / "render" / "scene.blend"  # saved by Blender
+    render = cli("run", "render", str(scene), "--no-wait", "--job-name", "r")
+    assert render.exit_code == 2 and f"image {render_latest} is not in ECR" in render.stderr
+
+    # a resume starts an execution too: refused once the image is gone from ECR
+    assert cli("cancel", "mc").exit_code == 0
+    repository = pricer_latest.split("/", 1)[1].rsplit(":", 1)[0]
+    boto3.client("ecr").batch_delete_image(repositoryName=repository, imageIds=[{"imageTag": "latest"}])
+    resumed = cli("run", "montecarlo", str(portfolio), "--resume", "mc", "--no-wait")
+    assert resumed.exit_code == 2 and f"image {pricer_latest} is not in ECR" in resumed.stderr
+
+
+def test_in_ecr_answers_by_tag_or_digest_and_only_for_this_regions_ecr(aws: None) -> None:
+    repository_uri = boto3.client("ecr").create_repository(repositoryName="team/pricer")["repository"]["repositoryUri"]
+    assert images.in_ecr(f"{repository_uri}:latest") is False and images.in_ecr(repository_uri) is False
+    given_pushed(f"{repository_uri}:v1")
+    digest = boto3.client("ecr").describe_images(repositoryName=repository_uri.split("/", 1)[1])["imageDetails"][0][
+        "imageDigest"
+    ]
+    assert images.in_ecr(f"{repository_uri}:v1") is True and images.in_ecr(f"{repository_uri}@{digest}") is True
+    assert images.in_ecr(f"{repository_uri}@sha256:{'1' * 64}") is False
+    assert images.in_ecr(f"{repository_uri.rsplit('/', 1)[0]}/no-such-repository:v1") is False
+    assert images.in_ecr("public.ecr.aws/docker/library/python:3.11-slim") is None  # not ours to check
+    assert images.in_ecr(repository_uri.replace(f".{REGION}.", ".eu-west-1.") + ":v1") is None
+
+
 def test_dry_run_lists_changes_and_changes_nothing(aws: None) -> None:
     first = cli("deploy", "--no-build", "--dry-run")
     assert first.exit_code == 0 and first.stdout.startswith("create stack 'batchpipe' with ")
@@ -300,6 +360,7 @@ def test_dry_run_lists_changes_and_changes_nothing(aws: None) -> None:
 
 def test_paths_and_seed_travel_in_the_uploaded_portfolio(aws: None, tmp_path: Path) -> None:
     assert cli("deploy", "--no-build").exit_code == 0
+    given_pushed(*latest_images())
     bucket = outputs()["BucketName"]
     result = cli("run", "montecarlo", str(EXAMPLE), "--no-wait", "--job-name", "ov", "--paths", "5000", "--seed", "3")
     assert result.exit_code == 0, result.output

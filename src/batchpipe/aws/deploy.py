@@ -1,5 +1,6 @@
 """The deploy plan against AWS: `BotoRemoteState` (what the planner reads, through boto3), `plan` (the planner
-wired to it) and `execute` (carry a plan out: the stack, the images, the images' pins)."""
+wired to it), `execute` (carry a plan out: the stack, the images, the images' pins) and `missing_images` (what a
+deploy leaves its job definitions pointing at that ECR lacks)."""
 
 from __future__ import annotations
 
@@ -94,3 +95,12 @@ def execute(plan: DeployPlan, using: images.Builder | None, on_event: Callable[[
     elif plan.action is StackAction.CREATE and pins:
         stack.apply(plan.stack_name, plan.template, plan.parameters | pins, False, on_event)
     return result
+
+
+def missing_images(stack_name: str) -> list[str]:
+    """The images the stack's job definitions name that ECR lacks: after a --no-build deploy on a fresh account,
+    REPOSITORY:latest of both, which nothing pushes (every job would fail with CannotPullContainerError)."""
+    found = stack.describe(stack_name) or {}
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in found.get("Outputs", [])}
+    definitions = [outputs[key] for key in ("PricerJobDefinitionArn", "RenderJobDefinitionArn") if outputs.get(key)]
+    return [image for arn in definitions if (image := images.missing_image(arn)) is not None]

@@ -1,5 +1,5 @@
 """Container images: each image's build context, tagged by its content; building and pushing it to ECR with docker,
-podman or buildah.
+podman or buildah; and whether an image is in ECR.
 
 The build context is what the Dockerfiles COPY, laid out as in a checkout of batchpipe: pyproject.toml, README.md,
 src/batchpipe/ (the package, without bytecode) and the image's own folder, containers/NAME/ (its Dockerfile and any
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import shutil
 import subprocess
 import tempfile
@@ -21,7 +22,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from batchpipe.aws.clients import client
+from botocore.exceptions import ClientError
+
+from batchpipe.aws import batch
+from batchpipe.aws.clients import client, code, failed, region
 from batchpipe.errors import BatchpipeError, InputError
 
 IMAGES = {"pricer": "containers/pricer/Dockerfile", "render": "containers/render/Dockerfile"}
@@ -30,6 +34,7 @@ DATA_DIR = "share/batchpipe"  # the data files' folder under the installation pr
 PACKAGE = Path(__file__).resolve().parents[1]  # the batchpipe package this module belongs to
 BUILDERS = ("docker", "podman", "buildah")  # auto-detected in this order
 PLATFORM = "linux/amd64"  # the compute environments' instance families are x86_64
+ECR_HOST = re.compile(r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(\.cn)?$")
 
 
 @dataclass(frozen=True)
@@ -173,6 +178,40 @@ def image_exists(repository_uri: str, tag: str) -> bool:
     except client("ecr").exceptions.ImageNotFoundException:
         return False
     return bool(found)
+
+
+def in_ecr(image: str) -> bool | None:
+    """Whether an image (REPOSITORY_URI:TAG or REPOSITORY_URI@DIGEST) is in ECR. None when it is not in this region's
+    ECR, so not ours to check; ECR's refusals other than "not found" are one BatchpipeError line."""
+    host, _, rest = image.partition("/")
+    match = ECR_HOST.match(host)
+    if match is None or not rest or match["region"] != region():
+        return None
+    if "@" in rest:
+        repository, digest = rest.split("@", 1)
+        ident = {"imageDigest": digest}
+    else:
+        name, colon, tag = rest.rpartition(":")
+        repository, ident = (name, {"imageTag": tag}) if colon and "/" not in tag else (rest, {"imageTag": "latest"})
+    try:
+        found = client("ecr").describe_images(registryId=match["account"], repositoryName=repository,
+                                              imageIds=[ident])["imageDetails"]  # fmt: skip
+    except ClientError as exc:
+        if code(exc) in ("ImageNotFoundException", "RepositoryNotFoundException"):
+            return False
+        raise failed(f"looking up image {image} in ECR", exc) from None
+    return bool(found)
+
+
+def missing_image(definition_arn: str) -> str | None:
+    """The image of a job definition when ECR lacks it (its jobs would fail with CannotPullContainerError). None
+    when ECR has it or it cannot be told: an image outside this region's ECR, or a refusal to describe (a user who
+    may start runs need not be allowed to read job definitions or images; the jobs themselves would still say)."""
+    try:
+        image = batch.definition_image(definition_arn)
+        return image if image is not None and in_ecr(image) is False else None
+    except BatchpipeError:
+        return None
 
 
 def build_and_push(builds: list[tuple[str, str]], using: Builder, say: Callable[[str], None]) -> None:

@@ -56,7 +56,8 @@ def _event_printer(console: Any) -> Callable[[dict[str, Any]], None]:
 
 @click.command()
 @aws_options
-@click.option("--no-build", is_flag=True, help="Do not build and push the container images (no builder needed).")
+@click.option("--no-build", is_flag=True, help="Do not build and push the container images (no builder needed; "
+              "`run` refuses until a deploy has pushed them).")  # fmt: skip
 @click.option(
     "--builder",
     type=click.Choice(["docker", "podman", "buildah"]),
@@ -104,6 +105,11 @@ def deploy(target: Target, no_build: bool, builder: str | None, max_vcpus: int |
         click.echo(f"stack '{target.stack_name}' is up to date: nothing changed")
     else:
         click.echo(f"stack '{target.stack_name}' {done.lower()}")
+    missing = aws_deploy.missing_images(target.stack_name)
+    if missing:
+        what = f"no image is pushed yet: {' and '.join(missing)} are" if len(missing) > 1 else f"image {missing[0]} is"
+        click.echo(f"{what} not in ECR, so `batchpipe run` refuses to start runs: build and push the images with "
+                   "`batchpipe deploy` (docker, podman or buildah)", err=True)  # fmt: skip
 
 
 @click.command()
