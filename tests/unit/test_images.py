@@ -3,6 +3,7 @@ builders found in the order docker, podman, buildah, and their command lines."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -66,8 +67,12 @@ def test_the_content_tag_covers_exactly_the_context(tmp_path: Path) -> None:
         assert after["pricer"] != before["pricer"] and after["render"] != before["render"], edit
     (package / "new.py").write_text("")
     assert tags(package)["pricer"] != after["pricer"]
+    (root / "containers" / "pricer" / "entrypoint.sh").write_text("#!/bin/sh\n")
+    (root / "containers" / "pricer" / "entrypoint.sh").chmod(0o755)
     context = images.contexts(package)["pricer"]
+    assert "containers/pricer/entrypoint.sh" in context.files  # the image's folder goes whole
     written = context.write(tmp_path / "context")
+    assert os.access(written / "containers" / "pricer" / "entrypoint.sh", os.X_OK)  # a COPY keeps the mode
     assert sorted(p.relative_to(written).as_posix() for p in written.rglob("*") if p.is_file()) == sorted(context.files)
     assert all((written / path).read_bytes() == source.read_bytes() for path, source in context.files.items())
 

@@ -56,11 +56,11 @@ class BuildContext:
         return digest.hexdigest()[:16]
 
     def write(self, directory: Path) -> Path:
-        """The context's files copied into `directory`; returns it."""
+        """The context's files copied into `directory` (with their permission bits: a COPY keeps them); returns it."""
         for path, source in self.files.items():
             target = directory / path
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source, target)
+            shutil.copy(source, target)
         return directory
 
 
