@@ -1,13 +1,18 @@
 """`stubs`: botocore's Stubber on the clients batchpipe itself makes. `clients.client(service)` is cached, so the
-client stubbed here is the very one every module of batchpipe.aws is handed: nothing is patched."""
+client stubbed here is the very one every module of batchpipe.aws is handed: nothing is patched.
+
+`server`: a moto server on 127.0.0.1 for a test module (its URL, for AWS_ENDPOINT_URL), reset by whoever uses it."""
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from botocore.stub import Stubber
+from moto.server import ThreadedMotoServer
 
 from batchpipe.aws import clients
 
@@ -35,3 +40,19 @@ def stubs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[dict[str,
         for s in stubbers.values():
             s.deactivate()
         clients.configure()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    port = free_port()
+    os.environ["MOTO_PORT"] = str(port)  # moto's server must know its own port
+    srv = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    srv.start()
+    yield f"http://127.0.0.1:{port}"
+    srv.stop()

@@ -1,14 +1,13 @@
 """The AWS commands through the CLI against a moto server on 127.0.0.1 (AWS_ENDPOINT_URL): deploy, run --no-wait,
 status, results, cancel, destroy, and their error paths. Executions are started, not run (the end-to-end runs are in
-test_state_machines_e2e.py). Image builds use a fake `docker` that records its arguments: no Docker engine here.
+test_state_machines_e2e.py). Image builds use fake builders that record their calls (tests/aws/builders.py): no
+container engine here.
 """
 
 from __future__ import annotations
 
+import base64
 import json
-import os
-import socket
-import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,32 +15,18 @@ from typing import Any
 import boto3
 import pytest
 from click.testing import CliRunner, Result
-from moto.server import ThreadedMotoServer
 
 from batchpipe.aws import clients, images
 from batchpipe.aws import template as template_module
 from batchpipe.cli import main
 from batchpipe.jobs import pricer
-from tests.conftest import EXAMPLE, small_portfolio
+from tests.aws.builders import FakeBuilders, digests, fake_builders
+from tests.conftest import EXAMPLE, ROOT, small_portfolio
 from tests.functional.test_template import for_moto
 
 REGION = "us-east-1"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[str]:
-    port = free_port()
-    os.environ["MOTO_PORT"] = str(port)  # moto's server must know its own port
-    srv = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    srv.start()
-    yield f"http://127.0.0.1:{port}"
-    srv.stop()
+MANIFEST = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+                       "config": {"digest": "sha256:" + "0" * 64, "size": 1}, "layers": []})  # fmt: skip
 
 
 @pytest.fixture
@@ -62,15 +47,35 @@ def aws(server: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterato
     clients.configure()
 
 
-def fake_docker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A `docker` first on PATH that records its arguments (one call a line) in the returned log."""
-    log = tmp_path / "docker.log"
-    fake = tmp_path / "bin" / "docker"
-    fake.parent.mkdir()
-    fake.write_text(f'#!/bin/sh\necho "$@" >> {log}\nif [ "$1" = login ]; then cat > /dev/null; fi\n')
-    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
-    monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
-    return log
+def builders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *names: str) -> FakeBuilders:
+    """Fakes of these builders as the whole PATH (a real docker, podman or buildah may be installed here)."""
+    fakes = fake_builders(tmp_path, *names)
+    monkeypatch.setenv("PATH", str(fakes.bin))
+    return fakes
+
+
+def given_pushed(*images: str) -> None:
+    """Each image (REPOSITORY_URI:TAG) in ECR, as a push leaves it."""
+    ecr = boto3.client("ecr")
+    for image in images:
+        repository, tag = image.split("/", 1)[1].rsplit(":", 1)
+        ecr.put_image(repositoryName=repository, imageManifest=MANIFEST, imageTag=tag)
+
+
+def latest_images() -> list[str]:
+    """What a --no-build deploy leaves the job definitions on."""
+    out = outputs()
+    return [f"{out['PricerRepositoryUri']}:latest", f"{out['RenderRepositoryUri']}:latest"]
+
+
+def parameters() -> dict[str, str]:
+    stack = boto3.client("cloudformation").describe_stacks(StackName="batchpipe")["Stacks"][0]
+    return {p["ParameterKey"]: p.get("ParameterValue", "") for p in stack["Parameters"]}
+
+
+def ecr_password() -> str:
+    token = boto3.client("ecr").get_authorization_token()["authorizationData"][0]["authorizationToken"]
+    return base64.b64decode(token).decode().split(":", 1)[1]
 
 
 def cli(*args: str) -> Result:
@@ -105,6 +110,7 @@ def test_deploy_run_status_results_cancel_destroy(aws: None, tmp_path: Path, ble
     network = given_network()
     deployed = cli("deploy", "--no-build", *network)
     assert deployed.exit_code == 0, deployed.output
+    given_pushed(*latest_images())
     out = outputs()
     assert set(out) >= {"BucketName", "JobQueueArn", "MonteCarloStateMachineArn", "RenderStateMachineArn"}
     again = cli("deploy", "--no-build", *network)
@@ -163,6 +169,7 @@ def test_deploy_run_status_results_cancel_destroy(aws: None, tmp_path: Path, ble
 
 def test_bad_input_uploads_nothing_and_reused_names_are_refused(aws: None, tmp_path: Path) -> None:
     assert cli("deploy", "--no-build").exit_code == 0
+    given_pushed(*latest_images())
     bucket = outputs()["BucketName"]
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps(small_portfolio(positions=[{"notional": -1, "strike": 1, "barrier": 1}])))
@@ -174,24 +181,77 @@ def test_bad_input_uploads_nothing_and_reused_names_are_refused(aws: None, tmp_p
     assert again.exit_code == 2 and "job name 'twice' is already used" in again.stderr
 
 
-def test_deploy_builds_and_pushes_with_docker_then_pins_the_images(
+def test_deploy_builds_and_pushes_with_docker_from_any_directory_then_pins_the_images(
     aws: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    log = fake_docker(tmp_path, monkeypatch)
+    fakes = builders(tmp_path, monkeypatch, "docker", "podman", "buildah")  # docker comes first
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
     result = cli("deploy")
     assert result.exit_code == 0, result.output
     out = outputs()
-    calls = [line.split() for line in log.read_text().splitlines()]
-    assert [c[0] for c in calls] == ["login", "build", "push", "build", "push"]
-    assert calls[0][:4] == ["login", "--username", "AWS", "--password-stdin"]
-    root = template_module.REPO_ROOT
-    pricer_image = f"{out['PricerRepositoryUri']}:{images.content_tag(root, 'containers/pricer/Dockerfile')}"
-    assert calls[1] == ["build", "--platform", "linux/amd64", "-f", "containers/pricer/Dockerfile", "-t",
-                        pricer_image, str(root)]  # fmt: skip
-    assert calls[2] == ["push", pricer_image]
-    stack = boto3.client("cloudformation").describe_stacks(StackName="batchpipe")["Stacks"][0]
-    params = {p["ParameterKey"]: p.get("ParameterValue") for p in stack["Parameters"]}
-    assert params["PricerImage"] == pricer_image and params["RenderImage"].startswith(out["RenderRepositoryUri"])
+    contexts = images.contexts()
+    pricer_image = f"{out['PricerRepositoryUri']}:{contexts['pricer'].tag()}"
+    render_image = f"{out['RenderRepositoryUri']}:{contexts['render'].tag()}"
+    calls = fakes.calls()
+    assert [(c["exe"], c["argv"][0]) for c in calls] == [("docker", verb) for verb in
+                                                         ("login", "build", "push", "build", "push")]  # fmt: skip
+    login, build, push, _, render_push = calls
+    assert login["argv"][:-1] == ["login", "--username", "AWS", "--password-stdin"]
+    assert login["stdin"] == ecr_password() and not [a for c in calls for a in c["argv"] if ecr_password() in a]
+    context = build["argv"][-1]
+    assert build["argv"] == ["build", "--platform", "linux/amd64", "-f", f"{context}/containers/pricer/Dockerfile",
+                             "-t", pricer_image, context]  # fmt: skip
+    assert build["context"] == digests(contexts["pricer"].files)  # exactly the files the tag covers
+    assert {"pyproject.toml", "README.md", "src/batchpipe/cli/__init__.py"} <= set(build["context"])
+    assert not [f for f in build["context"] if "__pycache__" in f or f.startswith(("containers/render", ".venv"))]
+    assert push["argv"] == ["push", pricer_image] and render_push["argv"] == ["push", render_image]
+    assert not list(elsewhere.iterdir()) and not Path(context).exists()  # the context was a temporary directory
+    params = parameters()
+    assert params["PricerImage"] == pricer_image and params["RenderImage"] == render_image
+    assert "not in ECR" not in result.stderr
+
+
+@pytest.mark.parametrize("name", ["podman", "buildah"])
+def test_without_docker_deploy_builds_with_podman_or_buildah(
+    aws: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    fakes = builders(tmp_path, monkeypatch, *(["podman", "buildah"] if name == "podman" else ["buildah"]))
+    result = cli("deploy")
+    assert result.exit_code == 0, result.output
+    out = outputs()
+    contexts = images.contexts()
+    pricer_image = f"{out['PricerRepositoryUri']}:{contexts['pricer'].tag()}"
+    calls = fakes.calls()
+    assert {c["exe"] for c in calls} == {name} and len(calls) == 5
+    login, build, push = calls[:3]
+    registry = out["PricerRepositoryUri"].split("/", 1)[0]
+    assert login["argv"] == ["login", "--username", "AWS", "--password-stdin", registry]
+    assert login["stdin"] == ecr_password()
+    context = build["argv"][-1]
+    assert build["argv"] == ["bud" if name == "buildah" else "build", "--platform", "linux/amd64", "-f",
+                             f"{context}/containers/pricer/Dockerfile", "-t", pricer_image, context]  # fmt: skip
+    assert build["context"] == digests(contexts["pricer"].files)
+    assert push["argv"] == (["push", pricer_image, f"docker://{pricer_image}"] if name == "buildah" else
+                            ["push", pricer_image])  # fmt: skip
+    assert parameters()["PricerImage"] == pricer_image
+
+
+def test_builder_picks_one_and_a_missing_builder_is_one_line(
+    aws: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fakes = builders(tmp_path, monkeypatch, "docker", "buildah")
+    missing = cli("deploy", "--builder", "podman")
+    assert missing.exit_code == 2 and fakes.calls() == []
+    assert missing.stderr == ("error: podman not found on PATH: install it, pick another with --builder "
+                              "docker|podman|buildah, or deploy with --no-build\n")  # fmt: skip
+    assert cli("status").exit_code == 2  # nothing was deployed
+    chosen = cli("deploy", "--builder", "buildah")
+    assert chosen.exit_code == 0, chosen.output
+    assert [c["exe"] for c in fakes.calls()] == ["buildah"] * 5
+    refused = cli("deploy", "--no-build", "--builder", "docker")
+    assert refused.exit_code == 2 and "--builder is for building the images" in refused.stderr
 
 
 def test_an_existing_stack_builds_what_ecr_lacks_then_pins_both_in_one_update(
@@ -199,22 +259,17 @@ def test_an_existing_stack_builds_what_ecr_lacks_then_pins_both_in_one_update(
 ) -> None:
     assert cli("deploy", "--no-build").exit_code == 0
     out = outputs()
-    render_tag = images.content_tag(template_module.REPO_ROOT, "containers/render/Dockerfile")
-    manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-                           "config": {"digest": "sha256:" + "0" * 64, "size": 1}, "layers": []})  # fmt: skip
-    ecr = boto3.client("ecr")
-    ecr.put_image(repositoryName=out["RenderRepositoryUri"].split("/", 1)[1], imageManifest=manifest,
-                  imageTag=render_tag)  # fmt: skip
-    log = fake_docker(tmp_path, monkeypatch)
-    render_image = f"{out['RenderRepositoryUri']}:{render_tag}"
+    render_image = f"{out['RenderRepositoryUri']}:{images.contexts()['render'].tag()}"
+    given_pushed(render_image)
+    fakes = builders(tmp_path, monkeypatch, "docker")
     planned = cli("deploy", "--dry-run")
     assert planned.exit_code == 0, planned.output
-    assert f"render: {render_image} is already in ECR" in planned.stdout and not log.exists()
+    assert f"render: {render_image} is already in ECR" in planned.stdout and fakes.calls() == []
     assert "parameter PricerImage: " in planned.stdout and "build and push pricer" in planned.stdout
     result = cli("deploy")
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == "stack 'batchpipe' updated"
-    assert [line.split()[0] for line in log.read_text().splitlines()] == ["login", "build", "push"]
+    assert [argv[0] for argv in fakes.argvs()] == ["login", "build", "push"]
     assert f"render: {render_image} is already in ECR" in " ".join(result.stderr.split())  # rich wraps lines
     cfn = boto3.client("cloudformation")
     stack = cfn.describe_stacks(StackName="batchpipe")["Stacks"][0]
@@ -227,10 +282,68 @@ def test_an_existing_stack_builds_what_ecr_lacks_then_pins_both_in_one_update(
     assert len(stack_updates) == 1
 
 
-def test_deploy_without_docker_suggests_no_build(aws: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_no_builder_at_all_is_one_line_naming_the_three_and_no_build(
+    aws: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
-    result = cli("deploy")
-    assert result.exit_code == 2 and "--no-build" in result.stderr
+    for args in (["deploy"], ["deploy", "--dry-run"]):
+        result = cli(*args)
+        assert result.exit_code == 2
+        assert result.stderr == ("error: no image builder on PATH: install docker, podman or buildah (--builder "
+                                 "docker|podman|buildah picks one), or deploy with --no-build\n")  # fmt: skip
+    assert cli("status").exit_code == 2  # nothing was deployed
+
+
+def test_no_build_says_no_image_is_pushed_and_run_refuses_until_one_is(aws: None, tmp_path: Path) -> None:
+    portfolio = tmp_path / "portfolio.json"
+    portfolio.write_text(json.dumps(small_portfolio()))
+    planned = cli("deploy", "--no-build", "--dry-run")
+    assert planned.exit_code == 0 and "no image is built (--no-build)" in planned.stdout
+    deployed = cli("deploy", "--no-build")
+    assert deployed.exit_code == 0, deployed.output
+    assert deployed.stdout == "stack 'batchpipe' created\n"
+    pricer_latest, render_latest = latest_images()
+    assert deployed.stderr.splitlines()[-1] == (
+        f"no image is pushed yet: {pricer_latest} and {render_latest} are not in ECR, so `batchpipe run` refuses to "
+        "start runs: build and push the images with `batchpipe deploy` (docker, podman or buildah)")  # fmt: skip
+    bucket = outputs()["BucketName"]
+    refused = cli("run", "montecarlo", str(portfolio), "--no-wait", "--job-name", "mc")
+    assert refused.exit_code == 2
+    assert refused.stderr == (f"error: image {pricer_latest} is not in ECR: the montecarlo run's jobs could not pull "
+                              "it (build and push the images with `batchpipe deploy`)\n")  # fmt: skip
+    assert boto3.client("s3").list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0  # nothing uploaded
+    sfn = boto3.client("stepfunctions")
+    assert not sfn.list_executions(stateMachineArn=outputs()["MonteCarloStateMachineArn"])["executions"]
+
+    given_pushed(pricer_latest)
+    again = cli("deploy", "--no-build")  # nothing changes; one image still missing
+    assert again.exit_code == 0 and again.stderr.splitlines()[-1].startswith(f"image {render_latest} is not in ECR")
+    started = cli("run", "montecarlo", str(portfolio), "--no-wait", "--job-name", "mc")
+    assert started.exit_code == 0, started.output
+    scene = ROOT / "tests" / "data" / "golden" / "render" / "scene.blend"  # saved by Blender
+    render = cli("run", "render", str(scene), "--no-wait", "--job-name", "r")
+    assert render.exit_code == 2 and f"image {render_latest} is not in ECR" in render.stderr
+
+    # a resume starts an execution too: refused once the image is gone from ECR
+    assert cli("cancel", "mc").exit_code == 0
+    repository = pricer_latest.split("/", 1)[1].rsplit(":", 1)[0]
+    boto3.client("ecr").batch_delete_image(repositoryName=repository, imageIds=[{"imageTag": "latest"}])
+    resumed = cli("run", "montecarlo", str(portfolio), "--resume", "mc", "--no-wait")
+    assert resumed.exit_code == 2 and f"image {pricer_latest} is not in ECR" in resumed.stderr
+
+
+def test_in_ecr_answers_by_tag_or_digest_and_only_for_this_regions_ecr(aws: None) -> None:
+    repository_uri = boto3.client("ecr").create_repository(repositoryName="team/pricer")["repository"]["repositoryUri"]
+    assert images.in_ecr(f"{repository_uri}:latest") is False and images.in_ecr(repository_uri) is False
+    given_pushed(f"{repository_uri}:v1")
+    digest = boto3.client("ecr").describe_images(repositoryName=repository_uri.split("/", 1)[1])["imageDetails"][0][
+        "imageDigest"
+    ]
+    assert images.in_ecr(f"{repository_uri}:v1") is True and images.in_ecr(f"{repository_uri}@{digest}") is True
+    assert images.in_ecr(f"{repository_uri}@sha256:{'1' * 64}") is False
+    assert images.in_ecr(f"{repository_uri.rsplit('/', 1)[0]}/no-such-repository:v1") is False
+    assert images.in_ecr("public.ecr.aws/docker/library/python:3.11-slim") is None  # not ours to check
+    assert images.in_ecr(repository_uri.replace(f".{REGION}.", ".eu-west-1.") + ":v1") is None
 
 
 def test_dry_run_lists_changes_and_changes_nothing(aws: None) -> None:
@@ -247,6 +360,7 @@ def test_dry_run_lists_changes_and_changes_nothing(aws: None) -> None:
 
 def test_paths_and_seed_travel_in_the_uploaded_portfolio(aws: None, tmp_path: Path) -> None:
     assert cli("deploy", "--no-build").exit_code == 0
+    given_pushed(*latest_images())
     bucket = outputs()["BucketName"]
     result = cli("run", "montecarlo", str(EXAMPLE), "--no-wait", "--job-name", "ov", "--paths", "5000", "--seed", "3")
     assert result.exit_code == 0, result.output

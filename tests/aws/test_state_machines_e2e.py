@@ -20,12 +20,12 @@ import zstandard
 
 from batchpipe.aws import clients, handlers
 from batchpipe.aws.stack import StackOutputs
+from batchpipe.aws.template import template_dir
 from batchpipe.backends.aws import run_status
 from tests.aws.moto_runtime import CONFIG, BatchRuntime, patched
 from tests.conftest import EXAMPLE, WORKSHOP_HESTON, small_portfolio
 from tests.functional.test_render_dependencies import made_project, project  # noqa: F401 (fixtures, by name)
 
-ROOT = Path(__file__).resolve().parents[2]
 BUCKET = "batchpipe-e2e"
 
 
@@ -62,7 +62,7 @@ class Stack:
         self.sfn = clients.client("stepfunctions")
         self.machines = {}
         for name in ("montecarlo", "render"):
-            asl = (ROOT / "cloudformation" / f"{name}.asl.json").read_text().replace("${PlanFunctionArn}", function)
+            asl = (template_dir() / f"{name}.asl.json").read_text().replace("${PlanFunctionArn}", function)
             self.machines[name] = self.sfn.create_state_machine(name=f"batchpipe-{name}", definition=asl,
                                                                 roleArn=role)["stateMachineArn"]  # fmt: skip
 

@@ -1,4 +1,5 @@
-"""cloudformation/template.json: lints clean, passes checkov, creates in moto, and grants least privilege.
+"""The stack's template (batchpipe/resources/cloudformation/template.json): lints clean, passes checkov, creates in
+moto, and grants least privilege.
 
 The template refers to the state machines' ASL as "@asl:NAME" (the first argument of their Fn::Sub) and to the
 Lambda's code as "@lambda:handlers.py"; `build_template` fills them in as the deploy will.
@@ -19,11 +20,9 @@ from typing import Any
 import pytest
 import yaml
 
-from batchpipe.aws.template import build_template
+from batchpipe.aws.template import build_template, template_dir
 
-ROOT = Path(__file__).resolve().parents[2]
-CFN = ROOT / "cloudformation"
-CHECKOV_CONFIG = CFN / "checkov-skips.yaml"
+CHECKOV_CONFIG = template_dir() / "checkov-skips.yaml"
 REGION = "us-east-1"
 OUTPUTS = [
     "BucketName",

@@ -144,3 +144,12 @@ def test_a_stack_that_failed_to_create_is_refused() -> None:
     state.deployed("batchpipe", TEMPLATE, {}, status="ROLLBACK_COMPLETE")
     with pytest.raises(BatchpipeError, match="ROLLBACK_COMPLETE"):
         plan(state, {}, IMAGES)
+
+
+def test_no_build_on_a_fresh_account_says_the_job_definitions_have_no_image() -> None:
+    lines = describe(plan(InMemoryRemoteState(), {}, None))
+    assert lines[0] == "create stack 'batchpipe' with 2 resources"
+    assert lines[-1].startswith("no image is built (--no-build): the job definitions name REPOSITORY:latest")
+    assert "`batchpipe run` refuses" in lines[-1]
+    built = describe(plan(InMemoryRemoteState(), {}, IMAGES))
+    assert not [line for line in built if line.startswith("no image")]

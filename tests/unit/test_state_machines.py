@@ -19,10 +19,9 @@ from typing import Any
 import pytest
 
 from batchpipe.aws import handlers
+from batchpipe.aws.template import template_dir
 
-ROOT = Path(__file__).resolve().parents[2]
-MACHINES = {"montecarlo": ROOT / "cloudformation" / "montecarlo.asl.json",
-            "render": ROOT / "cloudformation" / "render.asl.json"}  # fmt: skip
+MACHINES = {name: template_dir() / f"{name}.asl.json" for name in ("montecarlo", "render")}
 ARNS = {
     "jobDefinitionArn": "arn:aws:batch:us-east-1:123456789012:job-definition/d:1",
     "jobQueueArn": "arn:aws:batch:us-east-1:123456789012:job-queue/q",

@@ -1,6 +1,6 @@
-"""AWS Batch: a run's jobs (ListJobs page by page, DescribeJobs 100 ids a call), why its RUNNABLE jobs wait, and
-terminating them. Nothing here is "absent" (DescribeJobs leaves unknown ids out): every refusal is one
-BatchpipeError line saying what was being done."""
+"""AWS Batch: a run's jobs (ListJobs page by page, DescribeJobs 100 ids a call), why its RUNNABLE jobs wait,
+terminating them, and the image a job definition runs. Nothing here is "absent" (DescribeJobs and
+DescribeJobDefinitions leave unknown ones out): every refusal is one BatchpipeError line saying what was being done."""
 
 from __future__ import annotations
 
@@ -48,6 +48,16 @@ def jobs_of(outputs: StackOutputs, job_name: str) -> list[dict[str, Any]]:
         if parent["arrayProperties"].get("statusSummary", {}).get("FAILED"):
             jobs.extend(describe(list(job_ids(doing, arrayJobId=parent["jobId"], jobStatus="FAILED")), doing))
     return list({j["jobId"]: j for j in jobs}.values())
+
+
+def definition_image(arn: str) -> str | None:
+    """The container image a job definition (by ARN) runs, None when Batch knows no such definition."""
+    try:
+        found = client("batch").describe_job_definitions(jobDefinitions=[arn])["jobDefinitions"]
+    except ClientError as exc:
+        raise failed(f"describing job definition {arn}", exc) from None
+    image = next((d.get("containerProperties", {}).get("image") for d in found), None)
+    return str(image) if image else None
 
 
 def array_index(job: dict[str, Any]) -> int | None:

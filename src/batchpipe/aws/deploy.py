@@ -1,11 +1,11 @@
 """The deploy plan against AWS: `BotoRemoteState` (what the planner reads, through boto3), `plan` (the planner
-wired to it) and `execute` (carry a plan out: the stack, the images, the images' pins)."""
+wired to it), `execute` (carry a plan out: the stack, the images, the images' pins) and `missing_images` (what a
+deploy leaves its job definitions pointing at that ECR lacks)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 from batchpipe.aws import images, stack
@@ -56,16 +56,20 @@ class BotoRemoteState:
         return images.image_exists(repository_uri, tag)
 
 
-def plan(stack_name: str, template: dict[str, Any], parameters: Mapping[str, str], root: Path, build: bool,
+def builder(choice: str | None = None) -> images.Builder:
+    """The image builder a deploy would use (`choice`, else docker, podman or buildah, the first on PATH): a
+    one-line InputError naming the choices and --no-build when there is none."""
+    return images.builder(choice)
+
+
+def plan(stack_name: str, template: dict[str, Any], parameters: Mapping[str, str], build: bool,
          image_tag: str | None = None, read_changes: bool = False) -> DeployPlan:  # fmt: skip
-    """The plan for this account. With `build`, fails first when docker is missing (before anything is read)."""
-    if build:
-        images.docker()
-    wanted = images.wanted(root, image_tag) if build else None
+    """The plan for this account; with `build`, the images from their build contexts (see `images.contexts`)."""
+    wanted = images.wanted(image_tag) if build else None
     return plan_deploy(BotoRemoteState(), stack_name, template, parameters, wanted, read_changes=read_changes)
 
 
-def execute(plan: DeployPlan, root: Path, on_event: Callable[[dict[str, Any]], None],
+def execute(plan: DeployPlan, using: images.Builder | None, on_event: Callable[[dict[str, Any]], None],
             say: Callable[[str], None]) -> str:  # fmt: skip
     """Carry the plan out. A new stack is created first (it creates the repositories), then the images are built
     and pushed, then an update pins the job definitions to them. An existing stack gets its images first, then
@@ -80,11 +84,23 @@ def execute(plan: DeployPlan, root: Path, on_event: Callable[[dict[str, Any]], N
     for image in plan.images:
         if image.in_ecr:
             say(str(image))
-    builds = [(i.dockerfile, i.image(i.repository_uri or repositories[i.repository_output])) for i in plan.to_build]
-    images.build_and_push(root, builds, say)
+    builds = [(i.name, i.image(i.repository_uri or repositories[i.repository_output])) for i in plan.to_build]
+    if builds:
+        if using is None:
+            raise ValueError("a plan with images to build needs a builder")
+        images.build_and_push(builds, using, say)
     pins = {i.parameter: i.image(i.repository_uri or repositories[i.repository_output]) for i in plan.images}
     if plan.action is StackAction.UPDATE:
         result = stack.apply(plan.stack_name, plan.template, plan.parameters, False, on_event)
     elif plan.action is StackAction.CREATE and pins:
         stack.apply(plan.stack_name, plan.template, plan.parameters | pins, False, on_event)
     return result
+
+
+def missing_images(stack_name: str) -> list[str]:
+    """The images the stack's job definitions name that ECR lacks: after a --no-build deploy on a fresh account,
+    REPOSITORY:latest of both, which nothing pushes (every job would fail with CannotPullContainerError)."""
+    found = stack.describe(stack_name) or {}
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in found.get("Outputs", [])}
+    definitions = [outputs[key] for key in ("PricerJobDefinitionArn", "RenderJobDefinitionArn") if outputs.get(key)]
+    return [image for arn in definitions if (image := images.missing_image(arn)) is not None]

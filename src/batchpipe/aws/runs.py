@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from batchpipe import catalog
-from batchpipe.aws import batch, objects, sfn
+from batchpipe.aws import batch, images, objects, sfn
 from batchpipe.aws.stack import StackOutputs
 from batchpipe.errors import BatchpipeError, InputError
 
@@ -31,10 +31,20 @@ def payload(pipeline: str, outputs: StackOutputs, job_name: str, input_key: str,
     return doc
 
 
+def require_image(pipeline: str, definition_arn: str) -> None:
+    """Refuse to start an execution whose jobs could not pull their image (see `images.missing_image`)."""
+    image = images.missing_image(definition_arn)
+    if image is not None:
+        raise InputError(f"image {image} is not in ECR: the {pipeline} run's jobs could not pull it",
+                         "build and push the images with `batchpipe deploy`")  # fmt: skip
+
+
 def start(pipeline: str, outputs: StackOutputs, job_name: str, input_file: Path, **extra: Any) -> str:
-    """Upload the (already validated) input and start the execution; returns its ARN."""
+    """Upload the (already validated) input and start the execution; returns its ARN. Nothing is uploaded when
+    the name is taken or the pipeline's image is not in ECR."""
     if objects.name_taken(outputs, job_name):
         raise InputError(f"job name '{job_name}' is already used in this stack: choose another with --job-name")
+    require_image(pipeline, getattr(outputs, catalog.pipeline(pipeline).job_definition_output))
     key = objects.upload_input(outputs, job_name, input_file)
     body = payload(pipeline, outputs, job_name, key, **extra)
     arn = sfn.start(sfn.machine(outputs, pipeline), job_name, body, f"starting the {pipeline} state machine")
@@ -63,6 +73,8 @@ def resume(
     if not _same_input(outputs, original, expected_input):
         what = catalog.pipeline(found).input_noun
         raise InputError(f"{what} differs from the input of run '{original['jobName']}': resume needs the same file")
+    if original.get("jobDefinitionArn"):
+        require_image(found, original["jobDefinitionArn"])
     for attempt in range(1, 100):
         name = f"{original['jobName'][:64]}-resume-{attempt}"
         arn = sfn.start(desc["stateMachineArn"], name, {**original, "resume": True},

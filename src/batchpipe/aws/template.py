@@ -1,4 +1,5 @@
-"""The deployable template: cloudformation/template.json with its placeholders filled in.
+"""The deployable template: batchpipe/resources/cloudformation/template.json (package data, so an installed batchpipe
+finds it from any directory) with its placeholders filled in.
 
 The template refers to the state machines as "@asl:NAME" (the first argument of their Fn::Sub) and to the Lambda's
 code as "@lambda:handlers.py", so the ASL files and the handler module stay readable and testable on their own.
@@ -10,13 +11,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
+TEMPLATE_DIR = Path(__file__).resolve().parents[1] / "resources" / "cloudformation"
 HANDLERS = Path(__file__).with_name("handlers.py")
 INLINE_CODE_LIMIT = 4096  # CloudFormation's limit on Lambda ZipFile code
 
 
 def template_dir() -> Path:
-    return REPO_ROOT / "cloudformation"
+    """The folder of template.json, the ASL files and checkov-skips.yaml, inside the batchpipe package."""
+    return TEMPLATE_DIR
 
 
 def _fill(node: Any, folder: Path) -> Any:

@@ -56,43 +56,60 @@ def _event_printer(console: Any) -> Callable[[dict[str, Any]], None]:
 
 @click.command()
 @aws_options
-@click.option("--no-build", is_flag=True, help="Do not build and push the container images (no docker needed).")
+@click.option("--no-build", is_flag=True, help="Do not build and push the container images (no builder needed; "
+              "`run` refuses until a deploy has pushed them).")  # fmt: skip
+@click.option(
+    "--builder",
+    type=click.Choice(["docker", "podman", "buildah"]),
+    help="Build and push the images with this (default: the first of docker, podman, buildah on PATH).",
+)
 @click.option("--max-vcpus", type=click.IntRange(min=1), help="Most vCPUs the compute environments may run.")
 @click.option("--image-tag", help="Tag the images with this instead of their content hash.")
 @click.option("--vpc-id", help="Run Batch in this VPC (default: the stack creates one).")
 @click.option("--subnet-ids", help="Comma-separated subnets of --vpc-id for Batch instances.")
 @click.option("--dry-run", is_flag=True, help="Show what would change, change nothing.")
-def deploy(target: Target, no_build: bool, max_vcpus: int | None, image_tag: str | None, vpc_id: str | None,
-           subnet_ids: str | None, dry_run: bool) -> None:  # fmt: skip
+def deploy(target: Target, no_build: bool, builder: str | None, max_vcpus: int | None, image_tag: str | None,
+           vpc_id: str | None, subnet_ids: str | None, dry_run: bool) -> None:  # fmt: skip
     """Create or update the stack, then build and push both images and point the job definitions at them.
+
+    Works from any directory: the template and the images' build contexts come with batchpipe.
 
     \b
     Example:
       batchpipe deploy --region eu-west-1 --max-vcpus 64
+      batchpipe deploy --builder podman
     """
     from rich.console import Console
 
     from batchpipe.aws import deploy as aws_deploy
-    from batchpipe.aws.template import REPO_ROOT, build_template
+    from batchpipe.aws.template import build_template
     from batchpipe.deploy.plan import describe
 
-    target.connect()
     if bool(vpc_id) != bool(subnet_ids):
         raise InputError("--vpc-id and --subnet-ids go together")
+    if no_build and builder:
+        raise InputError("--builder is for building the images: drop it or --no-build")
+    using = None if no_build else aws_deploy.builder(builder)  # before anything is read: no builder, one line
+    target.connect()
     params = ({"MaxvCpus": str(max_vcpus)} if max_vcpus else {}) | (
         {"VpcId": vpc_id, "SubnetIds": subnet_ids} if vpc_id and subnet_ids else {}
     )
-    plan = aws_deploy.plan(target.stack_name, build_template(), params, REPO_ROOT, build=not no_build,
-                           image_tag=image_tag, read_changes=dry_run)  # fmt: skip
+    plan = aws_deploy.plan(target.stack_name, build_template(), params, build=not no_build, image_tag=image_tag,
+                           read_changes=dry_run)  # fmt: skip
     if dry_run:
         click.echo("\n".join(describe(plan)))
         return
     console = Console(stderr=True)
-    done = aws_deploy.execute(plan, REPO_ROOT, _event_printer(console), console.print)
+    done = aws_deploy.execute(plan, using, _event_printer(console), console.print)
     if done == "UNCHANGED":
         click.echo(f"stack '{target.stack_name}' is up to date: nothing changed")
     else:
         click.echo(f"stack '{target.stack_name}' {done.lower()}")
+    missing = aws_deploy.missing_images(target.stack_name)
+    if missing:
+        what = f"no image is pushed yet: {' and '.join(missing)} are" if len(missing) > 1 else f"image {missing[0]} is"
+        click.echo(f"{what} not in ECR, so `batchpipe run` refuses to start runs: build and push the images with "
+                   "`batchpipe deploy` (docker, podman or buildah)", err=True)  # fmt: skip
 
 
 @click.command()

@@ -90,4 +90,9 @@ def describe(plan: DeployPlan) -> list[str]:
     lines += [str(c) for c in plan.parameter_changes]
     lines += [str(c) for c in plan.resource_changes]
     lines += [str(i) for i in plan.images]
+    if plan.action is StackAction.CREATE and not plan.images:
+        lines.append(
+            "no image is built (--no-build): the job definitions name REPOSITORY:latest, which nothing pushes, "
+            "so `batchpipe run` refuses to start runs until `batchpipe deploy` builds the images"
+        )
     return lines
