@@ -10,12 +10,14 @@ install: system-deps $(STAMP)
 
 # Debian packages, installed when missing: FFmpeg; the X11/GL libraries the official Blender build (the bpy module,
 # the render extra) loads even headless; Debian's own Blender, the second Blender the tests render with (--blender);
-# python3-venv on a bare Debian.
+# python3-venv on a bare Debian; buildah and debootstrap, with which the image tests make a base image, build both
+# container images from their Dockerfiles and run them (no Docker daemon or registry needed).
 BPY_LIBS = libgl1 libsm6 libx11-6 libxext6 libxfixes3 libxi6 libxrender1 libxkbcommon0
-BPY_MISSING = $(shell for p in $(BPY_LIBS); do dpkg-query -W -f='$${db:Status-Abbrev}' $$p 2>/dev/null \
+IMAGE_TOOLS = buildah debootstrap
+DEB_MISSING = $(shell for p in $(BPY_LIBS) $(IMAGE_TOOLS); do dpkg-query -W -f='$${db:Status-Abbrev}' $$p 2>/dev/null \
   | grep -q '^ii' || echo $$p; done)
 DEB_NEEDED = $(strip $(if $(shell command -v blender),,blender) $(if $(shell command -v ffmpeg),,ffmpeg) \
-  $(BPY_MISSING) $(if $(shell $(PYTHON) -c 'import ensurepip, venv' 2>/dev/null && echo ok),,python3-venv))
+  $(DEB_MISSING) $(if $(shell $(PYTHON) -c 'import ensurepip, venv' 2>/dev/null && echo ok),,python3-venv))
 
 system-deps:
 	@if [ -n "$(DEB_NEEDED)" ]; then \
