@@ -9,6 +9,7 @@ stuck-job diagnosis. The AWS calls themselves are in `batchpipe.aws`; nothing he
 
 from __future__ import annotations
 
+import re
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -159,7 +160,7 @@ def follow(
     stage, shown, warned = None, 0, set()
     try:
         while True:
-            doc = run_status(out, execution or job_name, frame_names)
+            doc = run_status(out, execution or job_name, frame_names, children=False)
             now = doc["stages"][-1] if doc["stages"] else "starting"
             text, total, completed = f"{job_name}: {now}", None, 0
             if doc["arrays"]:  # the array's children by status, the bar counting finished children
@@ -177,8 +178,8 @@ def follow(
                 progress.advance(completed - shown)
                 shown = completed
             for problem in doc["stuck"]:
-                if problem not in warned:
-                    warned.add(problem)
+                if (same := re.sub(r"RUNNABLE for \d+ min", "RUNNABLE", problem)) not in warned:  # once, not a minute
+                    warned.add(same)
                     progress.warn(problem)
             if doc["status"] != "RUNNING":
                 break
@@ -224,15 +225,21 @@ def frame_progress(outputs: Any, job_name: str, expected: dict[str, set[str]]) -
     return {"rendered": len(names & objects.frames_in_s3(outputs, job_name)), "total": len(names)}
 
 
-def run_status(outputs: Any, run: str, frame_names: dict[str, set[str]] | None = None) -> Doc:
-    """A run's execution status, stages, array progress, failed children, and for a render its frames in S3."""
+def run_status(outputs: Any, run: str, frame_names: dict[str, set[str]] | None = None, *,
+               children: bool = True) -> Doc:  # fmt: skip
+    """A run's execution status, stages, array progress, failed jobs, and for a render its frames in S3.
+
+    `children`: the failed children of its arrays too, the first 100 of each (`status`; the tail's polls leave
+    them: their statusSummary counts them)."""
     from batchpipe.aws import batch, runs, sfn
 
     pipeline, desc = sfn.find(outputs, run)
     stages = runs.stages(desc["executionArn"])
     job = sfn.job_of(desc)
-    jobs = [j for j in batch.jobs_of(outputs, job) if j.get("createdAt", 0) >= desc["startDate"].timestamp() * 1000]
-    arrays = [j for j in jobs if "size" in (j.get("arrayProperties") or {})]
+    jobs = batch.jobs_of(outputs, job, desc["startDate"].timestamp() * 1000)
+    arrays = [j for j in jobs if batch.is_array(j)]
+    listed = batch.failed_children(arrays) if children else []
+    failed_jobs = [j for j in jobs if j["status"] == "FAILED" and not batch.is_array(j)] + listed
     failed = [
         {
             "job": j["jobName"],
@@ -241,9 +248,9 @@ def run_status(outputs: Any, run: str, frame_names: dict[str, set[str]] | None =
             "statusReason": j.get("statusReason"),
             "logStream": (j.get("container") or {}).get("logStreamName"),
         }
-        for j in jobs
-        if j["status"] == "FAILED"
+        for j in {j["jobId"]: j for j in failed_jobs}.values()
     ]
+    unshown = max(0, sum(batch.children_by_status(a).get("FAILED", 0) for a in arrays) - len(listed))
     stuck = batch.runnable_problems(outputs, jobs)
     counts = catalog.pipeline(pipeline).counts_frames
     frames = frame_progress(outputs, job, {} if frame_names is None else frame_names) if counts else None
@@ -265,6 +272,7 @@ def run_status(outputs: Any, run: str, frame_names: dict[str, set[str]] | None =
             for a in arrays
         ],
         "failedJobs": failed,
+        **({"failedChildrenNotShown": unshown} if children else {}),
         "stuck": stuck,
         **({"frames": frames} if frames is not None else {}),
     }

@@ -153,9 +153,17 @@ def status(run: str | None, target: Target, as_json: bool, watch: bool, local: b
         console.print(f"frames: {doc['frames']['rendered']} of {doc['frames']['total']} in S3")
     for problem in doc["stuck"]:
         console.print(f"[yellow]{problem}[/]")
+    _print_failed(console, doc)
+
+
+def _print_failed(console: Any, doc: dict[str, Any]) -> None:
+    """The failed jobs of `status RUN` (an array's first 100 failed children)."""
     for f in doc["failedJobs"]:
-        console.print(f"[red]failed[/] {f['job']} index {f['index']}, {f['attempts']} attempts: {f['statusReason']} "
+        shard = "" if f["index"] is None else f" shard {f['index']}"
+        console.print(f"[red]failed[/] {f['job']}{shard}, {f['attempts']} attempts: {f['statusReason']} "
                       f"(log stream {f['logStream']})")  # fmt: skip
+    if doc.get("failedChildrenNotShown"):
+        console.print(f"... and {doc['failedChildrenNotShown']} more failed children")
 
 
 def _follow(target: Target, run: str) -> Any:
