@@ -11,7 +11,7 @@ from botocore.stub import Stubber
 
 from batchpipe.aws import clients
 
-SERVICES = ("s3", "stepfunctions", "batch")
+SERVICES = ("s3", "stepfunctions", "batch", "cloudformation", "logs")
 
 
 @pytest.fixture
