@@ -10,6 +10,7 @@ import pytest
 from botocore.stub import Stubber
 
 from batchpipe.aws import clients
+from tests.aws.moto_stack import stack  # noqa: F401 (a fixture: moto's Step Functions running the pipelines)
 
 SERVICES = ("s3", "stepfunctions", "batch", "cloudformation", "logs")
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -310,6 +311,94 @@ def video_link(target: Target, job_name: str) -> tuple[str, str]:
     from batchpipe.aws import objects
 
     return objects.video_link(target.outputs, job_name)
+
+
+def _label(job: Doc) -> str:
+    from batchpipe.aws import batch
+
+    index = batch.array_index(job)
+    return str(job["jobName"]) + ("" if index is None else f" shard {index}")
+
+
+def _log_jobs(outputs: Any, pipeline: str, job: str, since: float, shard: int | None, stage: str | None,
+              note: Callable[[str], None], noted: set[str]) -> list[Doc]:  # fmt: skip
+    """The jobs whose logs `logs` shows, failed first, then in stage order: with `shard`, that array child (a run
+    of one shard: its single job); otherwise every single job and each array's failed children (the first 100)."""
+    from batchpipe.aws import batch
+    from batchpipe.aws.handlers import STAGES
+
+    order = {f"{job}-{name}": n for n, name in enumerate(STAGES[pipeline])}
+    jobs = [j for j in batch.jobs_of(outputs, job, since) if stage is None or j["jobName"] == f"{job}-{stage}"]
+    chosen: list[Doc] = []
+    for j in jobs:
+        if batch.is_array(j):
+            size = j["arrayProperties"]["size"]
+            if shard is not None and shard >= size:
+                raise InputError(f"run '{job}' has {size} shards: --shard is 0 to {size - 1}")
+            if shard is not None:
+                chosen += batch.describe([f"{j['jobId']}:{shard}"], f"reading shard {shard} of {j['jobName']}")
+                continue
+            chosen += batch.failed_children([j])
+            if j["jobName"] not in noted:
+                noted.add(j["jobName"])
+                note(f"{j['jobName']}: an array of {size} children; shown: its failed ones; one child: --shard N")
+        elif shard is None or (shard == 0 and order.get(j["jobName"]) == 1):  # a single shard is shard 0
+            chosen.append(j)
+    rank = {j["jobId"]: n for n, j in enumerate(chosen)}
+    return sorted({j["jobId"]: j for j in chosen}.values(),
+                  key=lambda j: (j["status"] != "FAILED", order.get(j["jobName"], 9), batch.array_index(j) or 0,
+                                 rank[j["jobId"]]))  # fmt: skip
+
+
+def logs(target: Target, run: str, shard: int | None = None, stage: str | None = None, follow: bool = False,
+         out: Callable[[str], None] = print, note: Callable[[str], None] | None = None,
+         poll: float = POLL_SECONDS) -> int:  # fmt: skip
+    """Print the CloudWatch log events of a run's Batch jobs through `out` (a header line `==> JOB ... <==` before
+    each attempt's stream), failed jobs first; `shard`: that array child only; `stage`: that stage's jobs only.
+    `follow`: keep polling for new events until the job (with `shard` or `stage`) or else the run ends. `note` gets
+    what is not a log line (default: `out`). Returns how many events were printed."""
+    from batchpipe.aws import batch, sfn
+    from batchpipe.aws import logs as cloudwatch
+    from batchpipe.aws.handlers import STAGES
+
+    say = note or out
+    outputs = target.outputs
+    pipeline, desc = sfn.find(outputs, run)
+    job = sfn.job_of(desc)
+    if stage is not None and stage not in STAGES[pipeline]:
+        raise InputError(f"a {pipeline} run has no stage '{stage}': its stages are {', '.join(STAGES[pipeline])}")
+    since = desc["startDate"].timestamp() * 1000
+    positions: dict[tuple[str, str], str] = {}
+    definitions: dict[str, str] = {}
+    noted: set[str] = set()
+    shown, printed, current = set(), 0, None
+    try:
+        while True:
+            status = desc["status"]
+            jobs = _log_jobs(outputs, pipeline, job, since, shard, stage, say, noted)
+            for j in jobs:
+                group, names = cloudwatch.group_of(j, definitions), cloudwatch.streams(j)
+                state = j["status"] + (f": {j['statusReason']}" if j.get("statusReason") else "")
+                if not names and j["jobId"] not in shown and (not follow or j["status"] in batch.FINISHED):
+                    shown.add(j["jobId"])
+                    say(f"==> {_label(j)}: no log stream ({state}) <==")
+                for attempt, stream in enumerate(names, 1):
+                    for event in cloudwatch.events(group, stream, positions):
+                        if current != (group, stream):
+                            current = (group, stream)
+                            out(f"==> {_label(j)}, attempt {attempt} of {len(names)} ({state}) <==")
+                        out(event["message"].rstrip("\n"))
+                        printed += 1
+            if not follow:
+                return printed
+            chosen_ended = (shard is not None or stage is not None) and jobs and all(
+                j["status"] in batch.FINISHED for j in jobs)  # fmt: skip
+            if status != "RUNNING" or chosen_ended:  # what was read after it ended was the last of it
+                return printed
+            time.sleep(poll)
+            desc = sfn.describe(desc["executionArn"], f"looking up run '{run}'") or desc
+    except KeyboardInterrupt:
+        raise Detached("stopped following the logs; the run goes on") from None
 
 
 def cancel(target: Target, run: str) -> tuple[str, int]:

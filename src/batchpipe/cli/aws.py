@@ -1,4 +1,4 @@
-"""The AWS commands: deploy, status, results, cancel, destroy (and `run` without --local, in cli/run.py): thin
+"""The AWS commands: deploy, status, results, logs, cancel, destroy (and `run` without --local, in cli/run.py): thin
 shells over `batchpipe.backends.aws` and, for deploy (a plan: `batchpipe.deploy`, `batchpipe.aws.deploy`) and
 destroy, `batchpipe.aws`."""
 
@@ -12,10 +12,12 @@ from typing import Any, TypeVar
 
 import click
 
+from batchpipe.aws.handlers import STAGES as PIPELINE_STAGES
 from batchpipe.backends.aws import Target
 from batchpipe.errors import InputError
 
 F = TypeVar("F", bound=Callable[..., Any])
+LOG_STAGES = tuple(dict.fromkeys(stage for stages in PIPELINE_STAGES.values() for stage in stages))  # RUN-price, ...
 
 
 def aws_options(fn: F) -> F:
@@ -164,6 +166,8 @@ def _print_failed(console: Any, doc: dict[str, Any]) -> None:
                       f"(log stream {f['logStream']})")  # fmt: skip
     if doc.get("failedChildrenNotShown"):
         console.print(f"... and {doc['failedChildrenNotShown']} more failed children")
+    if doc["failedJobs"]:
+        console.print(f"their logs: batchpipe logs {doc['jobName']} [--shard N]")
 
 
 def _follow(target: Target, run: str) -> Any:
@@ -236,6 +240,33 @@ def cancel(run: str, target: Target) -> None:
 
 
 @click.command()
+@click.argument("run")
+@aws_options
+@click.option("--shard", type=click.IntRange(min=0), help="Only this shard's job (the array child of this index).")
+@click.option("--stage", type=click.Choice(LOG_STAGES), help="Only this stage's jobs (montecarlo: preprocess, price, "
+              "collate; render: preprocess, render, stitch).")  # fmt: skip
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new events until the job (with --shard or "
+              "--stage) or the run ends.")  # fmt: skip
+def logs(run: str, target: Target, shard: int | None, stage: str | None, follow: bool) -> None:
+    """The CloudWatch logs of a run's Batch jobs, each attempt's stream after a `==> JOB ... <==` line: failed
+    jobs first, then the stages in order; an array's failed children (the first 100), or one child with --shard.
+
+    \b
+    Example:
+      batchpipe logs MCAutocallable
+      batchpipe logs MCAutocallable --shard 7
+      batchpipe logs scene-20261123-101500 --stage stitch --follow
+    """
+    from batchpipe.backends import aws
+
+    printed = aws.logs(target, run, shard=shard, stage=stage, follow=follow, out=click.echo,
+                       note=lambda line: click.echo(line, err=True))  # fmt: skip
+    if not printed:
+        click.echo(f"no log events yet for run '{run}'" + (f" shard {shard}" if shard is not None else "") +
+                   (f" stage {stage}" if stage else ""), err=True)  # fmt: skip
+
+
+@click.command()
 @aws_options
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def destroy(target: Target, yes: bool) -> None:
@@ -256,4 +287,4 @@ def destroy(target: Target, yes: bool) -> None:
     click.echo(f"stack '{target.stack_name}' deleted")
 
 
-COMMANDS = [deploy, status, results, cancel, destroy]
+COMMANDS = [deploy, status, results, logs, cancel, destroy]
