@@ -12,6 +12,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from botocore.stub import Stubber
 
 from batchpipe.aws import batch, runs
@@ -169,3 +170,44 @@ def test_a_tail_poll_reads_no_failed_children_and_status_reads_100(stubs: dict[s
     shown = run_status(OUTPUTS, "mc")
     assert [f["index"] for f in shown["failedJobs"]] == list(range(100))
     assert shown["failedChildrenNotShown"] == 200
+
+
+class Warnings:
+    """A Progress that keeps the warnings."""
+
+    def __init__(self) -> None:
+        self.warned: list[str] = []
+
+    def stage(self, name: str, description: str, total: int | None = None) -> None:
+        pass
+
+    def advance(self, units: int = 1) -> None:
+        pass
+
+    def warn(self, message: str) -> None:
+        self.warned.append(message)
+
+
+def test_the_tail_warns_of_a_stuck_job_once_not_each_minute(monkeypatch: pytest.MonkeyPatch) -> None:
+    from batchpipe.aws import objects
+    from batchpipe.backends import aws
+
+    stuck = "mc-price: RUNNABLE for {} min: no capacity yet"
+    polls = iter([(["RUNNING"], [stuck.format(10)]), (["RUNNING"], [stuck.format(11), "mc-collate: RUNNABLE for 10 "
+                  "min: other"]), (["SUCCEEDED"], [])])  # fmt: skip
+    asked: list[bool] = []
+
+    def run_status(outputs: Any, run: str, frames: Any, children: bool = True) -> dict[str, Any]:
+        asked.append(children)
+        [status], problems = next(polls)
+        return {"stages": ["Price"], "arrays": [], "status": status, "stuck": problems, "pipeline": "montecarlo",
+                "executionArn": EXECUTIONS + "mc"}  # fmt: skip
+
+    monkeypatch.setattr(aws, "run_status", run_status)
+    monkeypatch.setattr(objects, "result_document", lambda *args: None)
+    target = aws.Target()
+    target._outputs = OUTPUTS
+    progress = Warnings()
+    aws.follow(target, "mc", progress, poll=0)
+    assert progress.warned == [stuck.format(10), "mc-collate: RUNNABLE for 10 min: other"]
+    assert asked == [False, False, False]  # a poll never reads the failed children
