@@ -100,6 +100,17 @@ def failed_children(jobs: list[dict[str, Any]], limit: int = FAILED_CHILDREN_SHO
     return found
 
 
+def every_child(parent: dict[str, Any], statuses: tuple[str, ...] = ("STARTING", "RUNNING", "SUCCEEDED", "FAILED")
+                ) -> Iterator[dict[str, Any]]:  # fmt: skip
+    """Every child of an array in these statuses, described: ListJobs per status its statusSummary counts (1,000 a
+    page), DescribeJobs 100 ids a call (10,000 children: 10 pages and 100 calls)."""
+    doing = f"listing the children of {parent['jobName']}"
+    counts = children_by_status(parent)
+    for status in [s for s in statuses if counts.get(s)]:
+        ids = job_ids(doing, arrayJobId=parent["jobId"], jobStatus=status, PaginationConfig={"PageSize": 1000})
+        yield from describe(ids, doing)
+
+
 def array_index(job: dict[str, Any]) -> int | None:
     """An array child's index: arrayProperties.index, or the ':N' its job id ends with."""
     index = (job.get("arrayProperties") or {}).get("index")

@@ -227,11 +227,13 @@ def frame_progress(outputs: Any, job_name: str, expected: dict[str, set[str]]) -
 
 
 def run_status(outputs: Any, run: str, frame_names: dict[str, set[str]] | None = None, *,
-               children: bool = True) -> Doc:  # fmt: skip
+               children: bool = True, cost: bool = False) -> Doc:  # fmt: skip
     """A run's execution status, stages, array progress, failed jobs, and for a render its frames in S3.
 
     `children`: the failed children of its arrays too, the first 100 of each (`status`; the tail's polls leave
-    them: their statusSummary counts them)."""
+    them: their statusSummary counts them). `cost`: "usage", what its jobs used (`batchpipe.usage`: vCPU-seconds
+    of every attempt, an estimated cost, Spot interruptions apart from application failures), which describes
+    every child of its arrays."""
     from batchpipe.aws import batch, runs, sfn
 
     pipeline, desc = sfn.find(outputs, run)
@@ -274,9 +276,19 @@ def run_status(outputs: Any, run: str, frame_names: dict[str, set[str]] | None =
         ],
         "failedJobs": failed,
         **({"failedChildrenNotShown": unshown} if children else {}),
+        **({"usage": _usage(jobs)} if cost else {}),
         "stuck": stuck,
         **({"frames": frames} if frames is not None else {}),
     }
+
+
+def _usage(jobs: list[Doc]) -> Doc:
+    from batchpipe.aws import batch
+    from batchpipe.usage import usage
+
+    every = [j for j in jobs if not batch.is_array(j)]
+    every += [child for parent in jobs if batch.is_array(parent) for child in batch.every_child(parent)]
+    return usage(list({j["jobId"]: j for j in every}.values()), int(time.time() * 1000))
 
 
 def recent_runs(target: Target) -> list[Doc]:

@@ -102,15 +102,18 @@ def deploy(target: Target, no_build: bool, max_vcpus: int | None, image_tag: str
 @aws_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--watch", is_flag=True, help="Follow RUN live until it ends, then show its results.")
+@click.option("--cost", is_flag=True, help="Also what RUN's jobs used: vCPU-seconds, an estimated cost, Spot "
+              "interruptions and application failures (describes every array child).")  # fmt: skip
 @click.option("--local", is_flag=True, help="Runs on this machine: RUN is a run directory, a job name under "
               "./batchpipe-runs/, or a directory of runs to list (default ./batchpipe-runs/).")  # fmt: skip
-def status(run: str | None, target: Target, as_json: bool, watch: bool, local: bool) -> None:
+def status(run: str | None, target: Target, as_json: bool, watch: bool, cost: bool, local: bool) -> None:
     """Recent runs of both pipelines, or one run (execution ARN or job name) in detail.
 
     \b
     Example:
       batchpipe status
       batchpipe status MCAutocallable --watch
+      batchpipe status MCAutocallable --cost
       batchpipe status --local
     """
     from rich.console import Console
@@ -118,6 +121,8 @@ def status(run: str | None, target: Target, as_json: bool, watch: bool, local: b
 
     from batchpipe.backends import aws
 
+    if cost and (run is None or watch or local):
+        raise InputError("--cost is for one AWS run: batchpipe status RUN --cost")
     if local:
         from batchpipe.cli.local import local_status
 
@@ -140,7 +145,7 @@ def status(run: str | None, target: Target, as_json: bool, watch: bool, local: b
 
         show_summary(_follow(target, run), as_json)
         return
-    doc = aws.run_status(target.outputs, run)
+    doc = aws.run_status(target.outputs, run, cost=cost)
     if as_json:
         click.echo(json.dumps(doc, indent=2))
         return
@@ -156,6 +161,8 @@ def status(run: str | None, target: Target, as_json: bool, watch: bool, local: b
     for problem in doc["stuck"]:
         console.print(f"[yellow]{problem}[/]")
     _print_failed(console, doc)
+    if doc.get("usage"):
+        _print_usage(console, doc["usage"])
 
 
 def _print_failed(console: Any, doc: dict[str, Any]) -> None:
@@ -168,6 +175,15 @@ def _print_failed(console: Any, doc: dict[str, Any]) -> None:
         console.print(f"... and {doc['failedChildrenNotShown']} more failed children")
     if doc["failedJobs"]:
         console.print(f"their logs: batchpipe logs {doc['jobName']} [--shard N]")
+
+
+def _print_usage(console: Any, used: dict[str, Any]) -> None:
+    """`status RUN --cost`: compute used, its estimated cost (labelled an estimate), retries by cause."""
+    console.print(f"compute: {used['vcpuSeconds']:,.0f} vCPU-seconds ({used['vcpuSeconds'] / 3600:,.2f} vCPU-hours) "
+                  f"in {used['attempts']} attempts; estimated cost ${used['estimatedCostUsd']:,.2f}")  # fmt: skip
+    console.print(f"  ({used['costBasis']})")
+    console.print(f"retries: {used['spotInterruptions']} Spot interruptions (Host EC2 ...), "
+                  f"{used['applicationFailures']} application failures (non-zero exit)")  # fmt: skip
 
 
 def _follow(target: Target, run: str) -> Any:
