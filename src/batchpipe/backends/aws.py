@@ -19,12 +19,15 @@ from pathlib import Path
 from typing import Any
 
 from batchpipe import catalog
+from batchpipe.aws.handlers import STAGES as PIPELINE_STAGES
 from batchpipe.backends.summary import RunSummary
 from batchpipe.errors import BatchpipeError, InputError
 from batchpipe.progress import Progress
 
 Doc = dict[str, Any]
 POLL_SECONDS = 2.0
+# The stages whose Batch jobs a run has, by their job names' suffix (RUN-price): `logs --stage`.
+LOG_STAGES = tuple(dict.fromkeys(stage for stages in PIPELINE_STAGES.values() for stage in stages))
 
 
 class Detached(BatchpipeError):
@@ -337,9 +340,8 @@ def _log_jobs(outputs: Any, pipeline: str, job: str, since: float, shard: int | 
     """The jobs whose logs `logs` shows, failed first, then in stage order: with `shard`, that array child (a run
     of one shard: its single job); otherwise every single job and each array's failed children (the first 100)."""
     from batchpipe.aws import batch
-    from batchpipe.aws.handlers import STAGES
 
-    order = {f"{job}-{name}": n for n, name in enumerate(STAGES[pipeline])}
+    order = {f"{job}-{name}": n for n, name in enumerate(PIPELINE_STAGES[pipeline])}
     jobs = [j for j in batch.jobs_of(outputs, job, since) if stage is None or j["jobName"] == f"{job}-{stage}"]
     chosen: list[Doc] = []
     for j in jobs:
@@ -371,14 +373,14 @@ def logs(target: Target, run: str, shard: int | None = None, stage: str | None =
     what is not a log line (default: `out`). Returns how many events were printed."""
     from batchpipe.aws import batch, sfn
     from batchpipe.aws import logs as cloudwatch
-    from batchpipe.aws.handlers import STAGES
 
     say = note or out
     outputs = target.outputs
     pipeline, desc = sfn.find(outputs, run)
     job = sfn.job_of(desc)
-    if stage is not None and stage not in STAGES[pipeline]:
-        raise InputError(f"a {pipeline} run has no stage '{stage}': its stages are {', '.join(STAGES[pipeline])}")
+    if stage is not None and stage not in PIPELINE_STAGES[pipeline]:
+        stages = ", ".join(PIPELINE_STAGES[pipeline])
+        raise InputError(f"a {pipeline} run has no stage '{stage}': its stages are {stages}")
     since = desc["startDate"].timestamp() * 1000
     positions: dict[tuple[str, str], str] = {}
     definitions: dict[str, str] = {}
@@ -411,6 +413,14 @@ def logs(target: Target, run: str, shard: int | None = None, stage: str | None =
             desc = sfn.describe(desc["executionArn"], f"looking up run '{run}'") or desc
     except KeyboardInterrupt:
         raise Detached("stopped following the logs; the run goes on") from None
+
+
+def unreachable(exc: BaseException) -> BatchpipeError | None:
+    """An AWS endpoint that cannot be reached or is not AWS (a connection refused or timed out, a name that does
+    not resolve, a malformed region, an answer that is not AWS's) as one line naming it; None for anything else."""
+    from batchpipe.aws import clients
+
+    return clients.unreachable(exc)
 
 
 def cancel(target: Target, run: str) -> tuple[str, int]:

@@ -16,7 +16,7 @@ def _unreachable(exc: Exception) -> BatchpipeError | None:
     imported once a command has used it)."""
     if "botocore" not in sys.modules:
         return None
-    from batchpipe.aws.clients import unreachable
+    from batchpipe.backends.aws import unreachable
 
     return unreachable(exc)
 

@@ -12,12 +12,10 @@ from typing import Any, TypeVar
 
 import click
 
-from batchpipe.aws.handlers import STAGES as PIPELINE_STAGES
-from batchpipe.backends.aws import Target
+from batchpipe.backends.aws import LOG_STAGES, Target
 from batchpipe.errors import InputError
 
 F = TypeVar("F", bound=Callable[..., Any])
-LOG_STAGES = tuple(dict.fromkeys(stage for stages in PIPELINE_STAGES.values() for stage in stages))  # RUN-price, ...
 
 
 def aws_options(fn: F) -> F:
