@@ -15,8 +15,9 @@ from botocore.stub import Stubber
 from moto.server import ThreadedMotoServer
 
 from batchpipe.aws import clients
+from tests.aws.moto_stack import stack  # noqa: F401 (a fixture: moto's Step Functions running the pipelines)
 
-SERVICES = ("s3", "stepfunctions", "batch")
+SERVICES = ("s3", "stepfunctions", "batch", "cloudformation", "logs")
 
 
 @pytest.fixture

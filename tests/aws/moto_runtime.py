@@ -7,7 +7,9 @@ without running them. These patches make:
   PascalCase, as Step Functions does (moto's port leaves both translations empty), and
 - a Batch job run the container's entrypoint in-process (batchpipe.jobs.pricer or .render, chosen by the job
   definition's name) with the job's command and AWS_BATCH_JOB_ARRAY_INDEX for array children; the job succeeds
-  if the entrypoint exits 0.
+  if the entrypoint exits 0, and
+- ListJobs of a queue name array parents and single jobs, not array children, as AWS does (children are listed by
+  their parent's arrayJobId).
 Everything else (the interpreter, S3, the Batch and Lambda APIs) is moto's own.
 """
 
@@ -24,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from moto.awslambda_simple.models import LambdaSimpleBackend
-from moto.batch.models import Job
+from moto.batch.models import BatchBackend, Job
 from moto.batch_simple.models import BatchSimpleBackend
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_batch import (
     StateTaskServiceBatch,
@@ -147,6 +149,15 @@ def patched(runtime: BatchRuntime) -> Iterator[BatchRuntime]:
             response_headers["x-amz-function-error"] = "Unhandled"
             return json.dumps({"errorMessage": str(exc), "errorType": type(exc).__name__}).encode()
 
+    def list_jobs(self: BatchBackend, job_queue_name: str | None, array_job_id: str | None, *args: Any,
+                  **kwargs: Any) -> list[Job]:  # fmt: skip
+        jobs = original_list_jobs(self, job_queue_name, array_job_id, *args, **kwargs)
+        if array_job_id:
+            return jobs
+        return [j for j in jobs if "index" not in (j.array_properties if isinstance(j.array_properties, dict) else {})]
+
+    original_list_jobs = BatchBackend.list_jobs
+    BatchBackend.list_jobs = list_jobs  # type: ignore[method-assign]
     BatchSimpleBackend._mark_job_as_finished = finish  # type: ignore[method-assign]
     LambdaSimpleBackend.invoke = invoke  # type: ignore[method-assign]
     StateTaskServiceBatch._normalise_parameters = _to_api  # type: ignore[method-assign]
@@ -154,6 +165,7 @@ def patched(runtime: BatchRuntime) -> Iterator[BatchRuntime]:
     try:
         yield runtime
     finally:
+        BatchBackend.list_jobs = original_list_jobs  # type: ignore[method-assign]
         BatchSimpleBackend._mark_job_as_finished = original_finish  # type: ignore[method-assign]
         LambdaSimpleBackend.invoke = original_invoke  # type: ignore[method-assign]
         StateTaskServiceBatch._normalise_parameters, StateTaskServiceBatch._normalise_response = original_translation

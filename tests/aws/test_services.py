@@ -19,6 +19,7 @@ OUTPUTS = StackOutputs("bucket", QUEUE, "pricer-def", "render-def", SM + "mc", S
 ARN = SM.replace(":stateMachine:", ":execution:") + "mc:r"
 BY_NAME = {"jobQueue": QUEUE, "filters": [{"name": "JOB_NAME", "values": ["r-*"]}]}
 WHEN = datetime(2026, 12, 1, tzinfo=UTC)
+MS = int(WHEN.timestamp() * 1000)  # the execution's start, in Batch's milliseconds
 
 
 def event(number: int, state: str | None = None) -> dict[str, Any]:
@@ -26,13 +27,13 @@ def event(number: int, state: str | None = None) -> dict[str, Any]:
     return doc | ({"stateEnteredEventDetails": {"name": state}} if state else {})
 
 
-def job(job_id: str, status: str = "SUCCEEDED", **more: Any) -> dict[str, Any]:
-    return {"jobId": job_id, "jobName": f"r-{job_id}", "jobQueue": QUEUE, "status": status, "startedAt": 1,
+def job(job_id: str, status: str = "SUCCEEDED", name: str = "r-price", **more: Any) -> dict[str, Any]:
+    return {"jobId": job_id, "jobName": name, "jobQueue": QUEUE, "status": status, "startedAt": 1, "createdAt": 1,
             "jobDefinition": "pricer-def", **more}  # fmt: skip
 
 
-def listed(ids: list[str], token: str | None = None) -> dict[str, Any]:
-    page: dict[str, Any] = {"jobSummaryList": [{"jobId": i, "jobName": f"r-{i}"} for i in ids]}
+def listed(ids: list[str], token: str | None = None, name: str = "r-price", created: int = 1) -> dict[str, Any]:
+    page: dict[str, Any] = {"jobSummaryList": [{"jobId": i, "jobName": name, "createdAt": created} for i in ids]}
     return page | ({"nextToken": token} if token else {})
 
 
@@ -68,19 +69,14 @@ def test_describe_reads_ids_as_they_come(stubs: dict[str, Stubber]) -> None:
     assert len(list(described)) == 149
 
 
-def test_failed_children_of_an_array_are_listed_per_parent_page_by_page(stubs: dict[str, Stubber]) -> None:
+def test_the_failed_children_of_an_array_are_its_first_100_in_one_page(stubs: dict[str, Stubber]) -> None:
     stub = stubs["batch"]
-    parent = job("p", "FAILED", arrayProperties={"size": 4, "statusSummary": {"SUCCEEDED": 1, "FAILED": 3}})
-    stub.add_response("list_jobs", listed(["p"]), BY_NAME)
-    stub.add_response("describe_jobs", {"jobs": [parent]}, {"jobs": ["p"]})
-    children = {"arrayJobId": "p", "jobStatus": "FAILED"}
-    stub.add_response("list_jobs", listed(["p:1", "p:2"], "t"), children)
-    stub.add_response("list_jobs", listed(["p:3"]), children | {"nextToken": "t"})
-    stub.add_response("describe_jobs", {"jobs": [job(f"p:{i}", "FAILED") for i in (1, 2, 3)]},
-                      {"jobs": ["p:1", "p:2", "p:3"]})  # fmt: skip
-    jobs = batch.jobs_of(OUTPUTS, "r")
-    assert [j["jobId"] for j in jobs] == ["p", "p:1", "p:2", "p:3"]
-    assert [batch.array_index(j) for j in jobs] == [None, 1, 2, 3]
+    parent = job("p", "FAILED", arrayProperties={"size": 400, "statusSummary": {"SUCCEEDED": 100, "FAILED": 300}})
+    ids = [f"p:{i}" for i in range(100)]
+    stub.add_response("list_jobs", listed(ids, "more"), {"arrayJobId": "p", "jobStatus": "FAILED", "maxResults": 100})
+    stub.add_response("describe_jobs", {"jobs": [job(i, "FAILED") for i in ids]}, {"jobs": ids})
+    children = batch.failed_children([parent, job("single", "FAILED")])  # the next page is not read
+    assert [batch.array_index(j) for j in children] == list(range(100))
 
 
 @pytest.mark.parametrize("operation", ["list_jobs", "describe_jobs"])
@@ -136,9 +132,12 @@ def test_cancel_stops_the_execution_and_terminates_the_unfinished_jobs(stubs: di
     states, jobs = stubs["stepfunctions"], stubs["batch"]
     running = {"executionArn": ARN, "stateMachineArn": SM + "mc", "name": "r", "status": "RUNNING", "startDate": WHEN}
     states.add_response("describe_execution", running, {"executionArn": ARN})
+    states.add_client_error("describe_execution", "ExecutionDoesNotExist", expected_params={
+        "executionArn": ARN + "-resume-1"})  # fmt: skip
     states.add_response("stop_execution", {"stopDate": WHEN}, {"executionArn": ARN, "cause": "batchpipe cancel"})
-    jobs.add_response("list_jobs", listed(["done", "queued"]), BY_NAME)
-    jobs.add_response("describe_jobs", {"jobs": [job("done"), job("queued", "RUNNABLE")]}, {"jobs": ["done", "queued"]})
+    jobs.add_response("list_jobs", listed(["done", "queued"], created=MS), BY_NAME)
+    jobs.add_response("describe_jobs", {"jobs": [job("done", createdAt=MS), job("queued", "RUNNABLE", createdAt=MS)]},
+                      {"jobs": ["done", "queued"]})  # fmt: skip
     jobs.add_response("terminate_job", {}, {"jobId": "queued", "reason": "batchpipe cancel"})
     assert runs.cancel(OUTPUTS, "r") == (ARN, 1)
 

@@ -4,108 +4,19 @@
 
 from __future__ import annotations
 
-import io
 import json
 import struct
-import time
-import zipfile
 import zlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import moto
 import pytest
 import zstandard
 
-from batchpipe.aws import clients, handlers
-from batchpipe.aws.stack import StackOutputs
-from batchpipe.aws.template import template_dir
 from batchpipe.backends.aws import run_status
-from tests.aws.moto_runtime import CONFIG, BatchRuntime, patched
+from tests.aws.moto_stack import BUCKET, Stack
 from tests.conftest import EXAMPLE, WORKSHOP_HESTON, small_portfolio
 from tests.functional.test_render_dependencies import made_project, project  # noqa: F401 (fixtures, by name)
-
-BUCKET = "batchpipe-e2e"
-
-
-class Stack:
-    """The resources the template would create, made directly through the APIs."""
-
-    def __init__(self, runtime: BatchRuntime) -> None:
-        self.runtime = runtime
-        iam = clients.client("iam")
-        role = iam.create_role(RoleName="batchpipe-e2e", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
-        self.s3 = clients.client("s3")
-        self.s3.create_bucket(Bucket=BUCKET)
-        code = io.BytesIO()
-        with zipfile.ZipFile(code, "w") as zf:
-            zf.writestr("index.py", Path(handlers.__file__).read_text())
-        function = clients.client("lambda").create_function(
-            FunctionName="batchpipe-plan", Runtime="python3.12", Role=role, Handler="index.handler",
-            Code={"ZipFile": code.getvalue()},
-        )["FunctionArn"]  # fmt: skip
-        batch = clients.client("batch")
-        env = batch.create_compute_environment(computeEnvironmentName="batchpipe-ce", type="UNMANAGED",
-                                               serviceRole=role)["computeEnvironmentArn"]  # fmt: skip
-        self.queue = batch.create_job_queue(
-            jobQueueName="batchpipe-queue", priority=1, state="ENABLED",
-            computeEnvironmentOrder=[{"order": 1, "computeEnvironment": env}],
-        )["jobQueueArn"]  # fmt: skip
-        self.definitions = {
-            name: batch.register_job_definition(
-                jobDefinitionName=f"batchpipe-{name}", type="container",
-                containerProperties={"image": f"{name}:test", "vcpus": 1, "memory": 512},
-            )["jobDefinitionArn"]
-            for name in ("pricer", "render")
-        }  # fmt: skip
-        self.sfn = clients.client("stepfunctions")
-        self.machines = {}
-        for name in ("montecarlo", "render"):
-            asl = (template_dir() / f"{name}.asl.json").read_text().replace("${PlanFunctionArn}", function)
-            self.machines[name] = self.sfn.create_state_machine(name=f"batchpipe-{name}", definition=asl,
-                                                                roleArn=role)["stateMachineArn"]  # fmt: skip
-
-    def outputs(self) -> StackOutputs:
-        return StackOutputs(BUCKET, self.queue, self.definitions["pricer"], self.definitions["render"],
-                            self.machines["montecarlo"], self.machines["render"], "pricer", "render")  # fmt: skip
-
-    def put(self, key: str, body: bytes) -> str:
-        self.s3.put_object(Bucket=BUCKET, Key=key, Body=body)
-        return f"s3://{BUCKET}/{key}"
-
-    def payload(self, pipeline: str, job: str, input_uri: str, **extra: Any) -> dict[str, Any]:
-        definition = self.definitions["pricer" if pipeline == "montecarlo" else "render"]
-        return {"jobName": job, "inputUri": input_uri, "outputUri": f"s3://{BUCKET}/{job}",
-                "jobDefinitionArn": definition, "jobQueueArn": self.queue, **extra}  # fmt: skip
-
-    def execute(self, pipeline: str, payload: dict[str, Any]) -> dict[str, Any]:
-        machine = self.machines[pipeline]
-        started = self.sfn.start_execution(stateMachineArn=machine, name=payload["jobName"], input=json.dumps(payload))
-        arn = started["executionArn"]
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            desc: dict[str, Any] = self.sfn.describe_execution(executionArn=arn)
-            if desc["status"] != "RUNNING":
-                return desc
-            time.sleep(0.1)
-        raise AssertionError("execution did not finish")
-
-    def result(self, job: str, name: str) -> dict[str, Any]:
-        doc: dict[str, Any] = json.loads(self.s3.get_object(Bucket=BUCKET, Key=f"{job}/{name}")["Body"].read())
-        return doc
-
-
-@pytest.fixture
-def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
-    for key, value in {"AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing",
-                       "AWS_SECRET_ACCESS_KEY": "testing"}.items():  # fmt: skip
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    clients.client.cache_clear()
-    with moto.mock_aws(config=CONFIG), patched(BatchRuntime()) as runtime:  # type: ignore[arg-type]
-        yield Stack(runtime)
-    clients.client.cache_clear()
 
 
 def shard_submissions(stack: Stack) -> list[Any]:

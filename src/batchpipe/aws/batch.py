@@ -1,9 +1,11 @@
-"""AWS Batch: a run's jobs (ListJobs page by page, DescribeJobs 100 ids a call), why its RUNNABLE jobs wait,
-terminating them, and the image a job definition runs. Nothing here is "absent" (DescribeJobs and
-DescribeJobDefinitions leave unknown ones out): every refusal is one BatchpipeError line saying what was being done."""
+"""AWS Batch: a run's jobs (ListJobs page by page, DescribeJobs 100 ids a call), the failed children of its arrays,
+why its RUNNABLE jobs wait, terminating them, and the image a job definition runs. Nothing here is "absent"
+(DescribeJobs and DescribeJobDefinitions leave unknown ones out): every refusal is one BatchpipeError line saying
+what was being done."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator
 from itertools import islice
 from typing import Any
@@ -11,17 +13,28 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from batchpipe.aws.clients import client, failed, pages
+from batchpipe.aws.handlers import STAGES as PIPELINE_STAGES
 from batchpipe.aws.stack import StackOutputs
 
 DESCRIBE_LIMIT = 100  # DescribeJobs' most job ids a call
 FINISHED = ("SUCCEEDED", "FAILED")
+# The states machines name a run's jobs JOB-preprocess, JOB-price | JOB-render, JOB-collate | JOB-stitch (the ASL's
+# JobName: States.Format('{}-price', batchJobName)), whatever execution (a resume's too) submits them.
+STAGES = tuple(dict.fromkeys(stage for stages in PIPELINE_STAGES.values() for stage in stages))
+FAILED_CHILDREN_SHOWN = 100  # `status` describes this many failed children of an array: one ListJobs page, one call
+RUNNABLE_SAMPLE = 5  # the RUNNABLE children of an array described for a diagnosis
+
+
+def summaries(doing: str, **params: Any) -> Iterator[dict[str, Any]]:
+    """The job summaries ListJobs gives for these parameters, page by page."""
+    for page in pages(client("batch"), "list_jobs", doing, **params):
+        yield from page["jobSummaryList"]
 
 
 def job_ids(doing: str, **params: Any) -> Iterator[str]:
     """The ids ListJobs names for these parameters, page by page."""
-    for page in pages(client("batch"), "list_jobs", doing, **params):
-        for summary in page["jobSummaryList"]:
-            yield summary["jobId"]
+    for summary in summaries(doing, **params):
+        yield summary["jobId"]
 
 
 def describe(ids: Iterable[str], doing: str) -> Iterator[dict[str, Any]]:
@@ -35,19 +48,68 @@ def describe(ids: Iterable[str], doing: str) -> Iterator[dict[str, Any]]:
         yield from described
 
 
-def jobs_of(outputs: StackOutputs, job_name: str) -> list[dict[str, Any]]:
-    """A run's Batch jobs (their names start with the job name) and the failed children of its arrays.
+def own_names(job_name: str) -> set[str]:
+    """The names of a run's jobs, exactly."""
+    return {f"{job_name}-{stage}" for stage in STAGES}
 
-    ListJobs names array parents only; their failed children are listed per parent.
+
+def jobs_of(outputs: StackOutputs, job_name: str, since_ms: float = 0) -> list[dict[str, Any]]:
+    """A run's own Batch jobs (the singles and the array parents), described: named exactly JOB-preprocess,
+    JOB-price, ... (case-sensitive) and created at or after `since_ms` (its execution's start: a resumed run's
+    executions submit jobs of the same names).
+
+    ListJobs' JOB_NAME filter is a case-insensitive prefix match, so 'mc-*' also lists the jobs of runs 'mc-2' and
+    'MC-big': its answer is only a superset to filter. Children are not listed with the queue's jobs: see
+    `failed_children` and `runnable_problems`.
     """
     doing = f"listing the Batch jobs of run '{job_name}'"
-    named = list(job_ids(doing, jobQueue=outputs.job_queue_arn,
-                         filters=[{"name": "JOB_NAME", "values": [f"{job_name}-*"]}]))  # fmt: skip
-    jobs = list(describe(named, doing))
-    for parent in [j for j in jobs if "size" in (j.get("arrayProperties") or {})]:
-        if parent["arrayProperties"].get("statusSummary", {}).get("FAILED"):
-            jobs.extend(describe(list(job_ids(doing, arrayJobId=parent["jobId"], jobStatus="FAILED")), doing))
-    return list({j["jobId"]: j for j in jobs}.values())
+    names = own_names(job_name)
+
+    def own(job: dict[str, Any]) -> bool:
+        return job.get("jobName") in names and job.get("createdAt", since_ms) >= since_ms
+
+    listed = summaries(doing, jobQueue=outputs.job_queue_arn,
+                       filters=[{"name": "JOB_NAME", "values": [f"{job_name}-*"]}])  # fmt: skip
+    ids = dict.fromkeys(s["jobId"] for s in listed if own(s))
+    return [j for j in describe(ids, doing) if own(j)]
+
+
+def is_array(job: dict[str, Any]) -> bool:
+    return "size" in (job.get("arrayProperties") or {})
+
+
+def children_by_status(parent: dict[str, Any]) -> dict[str, int]:
+    return dict(parent["arrayProperties"].get("statusSummary") or {})
+
+
+def children(parent: dict[str, Any], status: str, limit: int, doing: str) -> list[dict[str, Any]]:
+    """The first `limit` (at most 100) children of an array in this status, described: one ListJobs page, one
+    DescribeJobs call."""
+    try:
+        page = client("batch").list_jobs(arrayJobId=parent["jobId"], jobStatus=status, maxResults=limit)
+    except ClientError as exc:
+        raise failed(doing, exc) from None
+    return list(describe([s["jobId"] for s in page["jobSummaryList"]][:limit], doing))
+
+
+def failed_children(jobs: list[dict[str, Any]], limit: int = FAILED_CHILDREN_SHOWN) -> list[dict[str, Any]]:
+    """The failed children of these jobs' arrays, the first `limit` of each (its statusSummary says how many)."""
+    found = []
+    for parent in jobs:
+        if is_array(parent) and children_by_status(parent).get("FAILED"):
+            found += children(parent, "FAILED", limit, f"listing the failed children of {parent['jobName']}")
+    return found
+
+
+def every_child(parent: dict[str, Any], statuses: tuple[str, ...] = ("STARTING", "RUNNING", "SUCCEEDED", "FAILED")
+                ) -> Iterator[dict[str, Any]]:  # fmt: skip
+    """Every child of an array in these statuses, described: ListJobs per status its statusSummary counts (1,000 a
+    page), DescribeJobs 100 ids a call (10,000 children: 10 pages and 100 calls)."""
+    doing = f"listing the children of {parent['jobName']}"
+    counts = children_by_status(parent)
+    for status in [s for s in statuses if counts.get(s)]:
+        ids = job_ids(doing, arrayJobId=parent["jobId"], jobStatus=status, PaginationConfig={"PageSize": 1000})
+        yield from describe(ids, doing)
 
 
 def definition_image(arn: str) -> str | None:
@@ -69,15 +131,30 @@ def array_index(job: dict[str, Any]) -> int | None:
     return None if index is None else int(index)
 
 
-def runnable_problems(outputs: StackOutputs, jobs: list[dict[str, Any]]) -> list[str]:
-    """Explanations for these jobs stuck in RUNNABLE (one line per distinct cause), from the queue's compute
-    environments."""
-    import time
+def runnable_problems(outputs: StackOutputs, jobs: list[dict[str, Any]], now_ms: int | None = None) -> list[str]:
+    """Explanations for a run's jobs stuck in RUNNABLE (one line per distinct cause), from the queue's compute
+    environments and, where AWS Batch gives one, the job's own statusReason.
 
-    from batchpipe.diagnostics import runnable_problem
+    `jobs` are the run's singles and array parents (`jobs_of`). An array's children are seen through its
+    statusSummary: when some have waited RUNNABLE past the threshold while none of their siblings run, one
+    ListJobs page of its RUNNABLE children is read and a few of them described (children waiting behind running
+    siblings are only queued, not stuck). Nothing is called while no job has waited that long.
+    """
+    from batchpipe.diagnostics import STUCK_AFTER_SECONDS, runnable_problem
 
-    runnable = [j for j in jobs if j.get("status") == "RUNNABLE"]
-    if not runnable:
+    now = int(time.time() * 1000) if now_ms is None else now_ms
+
+    def waited(job: dict[str, Any]) -> bool:
+        return now - int(job.get("createdAt", now)) >= STUCK_AFTER_SECONDS * 1000
+
+    stuck = [(j["jobName"], j) for j in jobs if not is_array(j) and j.get("status") == "RUNNABLE" and waited(j)]
+    for parent in [j for j in jobs if is_array(j) and waited(j)]:
+        counts = children_by_status(parent)
+        if counts.get("RUNNABLE") and not counts.get("STARTING") and not counts.get("RUNNING"):
+            label = f"{parent['jobName']} ({counts['RUNNABLE']} of {parent['arrayProperties']['size']} children)"
+            sample = children(parent, "RUNNABLE", RUNNABLE_SAMPLE, f"listing the RUNNABLE children of {label}")
+            stuck += [(label, child) for child in sample]
+    if not stuck:
         return []
     batch = client("batch")
     try:
@@ -86,15 +163,19 @@ def runnable_problems(outputs: StackOutputs, jobs: list[dict[str, Any]]) -> list
         envs = batch.describe_compute_environments(computeEnvironments=names)["computeEnvironments"] if names else []
     except ClientError as exc:
         raise failed("reading the job queue's compute environments", exc) from None
-    now = int(time.time() * 1000)
-    problems = [p for j in runnable if (p := runnable_problem(j, envs, now))]
+    problems = []
+    for label, job in stuck:
+        problem = runnable_problem(job, envs, now)
+        if problem:
+            reason = f" (AWS Batch: {job['statusReason']})" if job.get("statusReason") else ""
+            problems.append(f"{label}: {problem}{reason}")
     return list(dict.fromkeys(problems))
 
 
-def cancel(outputs: StackOutputs, job_name: str, reason: str) -> int:
-    """Terminate a run's unfinished jobs; returns how many."""
+def cancel(outputs: StackOutputs, job_name: str, since_ms: float, reason: str) -> int:
+    """Terminate a run's unfinished jobs (an array parent's children with it); returns how many."""
     terminated = 0
-    for job in jobs_of(outputs, job_name):
+    for job in jobs_of(outputs, job_name, since_ms):
         if job["status"] not in FINISHED:
             try:
                 client("batch").terminate_job(jobId=job["jobId"], reason=reason)

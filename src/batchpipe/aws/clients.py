@@ -1,21 +1,44 @@
-"""boto3 clients made in one place: retries configured once; boto3 resolves credentials, region and
-AWS_ENDPOINT_URL itself; --region / --profile apply through `configure`."""
+"""boto3 clients made in one place: timeouts and retries configured once, sized for an interactive command (an
+unreachable endpoint is an answer within seconds, not a 30 s hang); boto3 resolves credentials, region and
+AWS_ENDPOINT_URL itself; --region / --profile apply through `configure`. `unreachable` turns a network failure, a bad
+region or an endpoint that is not AWS into one line."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from functools import cache
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
+from botocore import exceptions as boto_errors
 from botocore.config import Config
 from botocore.exceptions import ClientError, ProfileNotFound
+from botocore.parsers import ResponseParserError
 
 from batchpipe.errors import BatchpipeError, InputError
 
-RETRIES = Config(retries={"max_attempts": 10, "mode": "adaptive"})
+# Connecting takes well under a second when the endpoint is there; an answer under 30 s (the slowest calls here are
+# S3 reads of a part); three attempts in all with standard retries (throttling, 5xx, a dropped connection): an
+# endpoint that is not there fails in seconds, not after ten adaptive attempts.
+CONFIG = Config(connect_timeout=5, read_timeout=30, retries={"mode": "standard", "max_attempts": 3})
+# Presigned links: SigV4 (buckets made since June 2020 refuse SigV2, which the global endpoint still signs with) on
+# the regional virtual-hosted endpoint (https://BUCKET.s3.REGION.amazonaws.com/KEY, us-east-1 included).
+PRESIGN = CONFIG.merge(
+    Config(signature_version="s3v4", s3={"addressing_style": "virtual", "us_east_1_regional_endpoint": "regional"})
+)
 _SESSION: dict[str, str | None] = {"region": None, "profile": None}
+_SEEN: dict[str, str] = {}  # the region of the clients made, the endpoint that answered last (for error lines)
+
+
+class NotAws(InputError):
+    """The endpoint answered with a web page, not as an AWS API (a proxy, a captive portal, a wrong
+    AWS_ENDPOINT_URL)."""
+
+    def __init__(self, endpoint: str, what: str) -> None:
+        super().__init__(f"{endpoint} did not answer as AWS: {what}",
+                         "check AWS_ENDPOINT_URL, --region and any HTTPS_PROXY")  # fmt: skip
 
 
 def configure(region: str | None = None, profile: str | None = None) -> None:
@@ -25,7 +48,8 @@ def configure(region: str | None = None, profile: str | None = None) -> None:
 
 
 @cache
-def client(service: str) -> Any:
+def client(service: str, presign: bool = False) -> Any:
+    """The client of a service (`presign`: an S3 client that signs links with SigV4 on the regional endpoint)."""
     try:
         session = boto3.session.Session(profile_name=_SESSION["profile"], region_name=_SESSION["region"])
     except ProfileNotFound as exc:
@@ -34,7 +58,49 @@ def client(service: str) -> Any:
         raise InputError("no AWS credentials found: run `aws configure`, set AWS_PROFILE, or pass --profile")
     if session.region_name is None:
         raise InputError("no AWS region: pass --region or set AWS_DEFAULT_REGION")
-    return session.client(service, config=RETRIES)
+    _SEEN["region"] = session.region_name
+    made = session.client(service, config=PRESIGN if presign else CONFIG)
+    made.meta.events.register("before-parse", _answered_as_aws(str(made.meta.endpoint_url)))
+    return made
+
+
+def _answered_as_aws(endpoint: str) -> Callable[..., None]:
+    """A check of every answer before botocore parses it: an HTML page is no AWS API's answer (botocore would
+    raise a KeyError from its parser, a ClientError 'Unknown', or retry a proxy's 502 page)."""
+
+    def check(operation_model: Any, response_dict: dict[str, Any], **_: Any) -> None:
+        _SEEN["endpoint"] = endpoint
+        body = response_dict.get("body")
+        if operation_model.has_streaming_output or not isinstance(body, bytes):
+            return  # an object's own bytes (GetObject) may be anything
+        if body[:512].lstrip().lower().startswith((b"<!doctype html", b"<html")):
+            raise NotAws(endpoint, f"a web page (HTTP {response_dict.get('status_code')})")
+
+    return check
+
+
+def unreachable(exc: BaseException) -> InputError | None:
+    """A failure to talk to AWS at all, as one line naming the endpoint and what to check; None for anything else.
+
+    A connection refused, a name that does not resolve (offline, or a region that does not exist), a connect or
+    read timeout, a malformed region name, an answer that does not parse as AWS's."""
+    if isinstance(exc, boto_errors.InvalidRegionError):
+        return InputError(f"'{exc.kwargs.get('region_name')}' is not a region name",
+                          "check --region or AWS_DEFAULT_REGION, e.g. eu-west-1")  # fmt: skip
+    if isinstance(exc, ResponseParserError):
+        return NotAws(_SEEN.get("endpoint", "the endpoint"), "an answer that does not parse as AWS's")
+    if not isinstance(exc, boto_errors.ConnectionError | boto_errors.HTTPClientError):
+        return None
+    url = str(exc.kwargs.get("endpoint_url") or _SEEN.get("endpoint", "the AWS endpoint"))
+    parts = urlsplit(url)
+    endpoint = f"{parts.scheme}://{parts.netloc}" if parts.netloc else url
+    why = ("timed out" if isinstance(exc, boto_errors.ConnectTimeoutError | boto_errors.ReadTimeoutError)
+           else "could not connect")  # fmt: skip
+    if parts.hostname and parts.hostname.endswith((".amazonaws.com", ".amazonaws.com.cn")):
+        hint = f"check the network connection, and the region '{_SEEN.get('region')}': --region or AWS_DEFAULT_REGION"
+    else:
+        hint = "check AWS_ENDPOINT_URL: is the service running there?"
+    return InputError(f"cannot reach {endpoint}: {why}", hint)
 
 
 def region() -> str:

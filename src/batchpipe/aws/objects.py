@@ -113,8 +113,10 @@ def download(outputs: StackOutputs, job_name: str, names: list[str], directory: 
 
 
 def video_link(outputs: StackOutputs, job_name: str, expires: int = 3600) -> tuple[str, str]:
-    """(s3:// URI, presigned GET link) of a render run's video."""
+    """(s3:// URI, presigned GET link) of a render run's video: signed locally with SigV4 for the regional
+    virtual-hosted endpoint (https://BUCKET.s3.REGION.amazonaws.com/...), which every bucket accepts (the client's
+    default, SigV2 on the global endpoint, is refused by buckets made since June 2020)."""
     key = f"{run_prefix(job_name)}/output.mp4"
-    url = client("s3").generate_presigned_url("get_object", Params={"Bucket": outputs.bucket, "Key": key},
-                                              ExpiresIn=expires)  # fmt: skip
+    url = client("s3", presign=True).generate_presigned_url("get_object", ExpiresIn=expires,
+                                                            Params={"Bucket": outputs.bucket, "Key": key})  # fmt: skip
     return f"s3://{outputs.bucket}/{key}", str(url)

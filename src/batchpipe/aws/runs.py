@@ -76,7 +76,7 @@ def resume(
     if original.get("jobDefinitionArn"):
         require_image(found, original["jobDefinitionArn"])
     for attempt in range(1, 100):
-        name = f"{original['jobName'][:64]}-resume-{attempt}"
+        name = resume_name(original["jobName"], attempt)
         arn = sfn.start(desc["stateMachineArn"], name, {**original, "resume": True},
                         f"starting the resume of '{original['jobName']}'")  # fmt: skip
         if arn is not None:
@@ -110,9 +110,32 @@ def stages(execution_arn: str) -> list[str]:
     return [details["name"] for details in entered]
 
 
+def resume_name(job_name: str, attempt: int) -> str:
+    return f"{job_name[:64]}-resume-{attempt}"
+
+
+def resumes(desc: dict[str, Any]) -> list[dict[str, Any]]:
+    """The resumes of a run's first execution (RUN-resume-1, -2, ... until one does not exist): one call each."""
+    found = []
+    prefix = desc["executionArn"].rsplit(":", 1)[0]
+    for attempt in range(1, 100):
+        name = resume_name(desc["name"], attempt)
+        resumed = sfn.describe(f"{prefix}:{name}", f"looking up run '{name}'")
+        if resumed is None:
+            break
+        found.append(resumed)
+    return found
+
+
 def cancel(outputs: StackOutputs, run: str) -> tuple[str, int]:
-    """Stop the execution and terminate its unfinished Batch jobs. Returns (execution ARN, jobs terminated)."""
+    """Stop the run's execution (a run named by its job name: and its resumes) and terminate its unfinished Batch
+    jobs: exactly this run's (JOB-preprocess, JOB-price, ..., whichever execution submitted them, a resume's too),
+    created since the execution named started. Returns (execution ARN, jobs terminated)."""
     _, desc = sfn.find(outputs, run)
-    if desc["status"] == "RUNNING":
-        sfn.stop(desc["executionArn"], CANCEL_REASON)
-    return desc["executionArn"], batch.cancel(outputs, desc["name"], CANCEL_REASON)
+    job = sfn.job_of(desc)
+    executions = [desc] + (resumes(desc) if desc["name"] == job else [])
+    for execution in executions:
+        if execution["status"] == "RUNNING":
+            sfn.stop(execution["executionArn"], CANCEL_REASON)
+    since = desc["startDate"].timestamp() * 1000
+    return desc["executionArn"], batch.cancel(outputs, job, since, CANCEL_REASON)

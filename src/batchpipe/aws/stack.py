@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -67,20 +67,29 @@ def outputs(stack_name: str) -> StackOutputs:
     return StackOutputs(**{field: found[key] for field, key in OUTPUTS.items()})
 
 
-def _events(stack_name: str, since: datetime) -> Iterator[dict[str, Any]]:
+def _events(stack_name: str, since: datetime, last: str | None) -> list[dict[str, Any]]:
+    """The stack's events after event `last` (None: since `since`), oldest first.
+
+    DescribeStackEvents answers newest first, so paging stops at the first event already seen (or older than
+    `since`): a poll reads one page while a deploy adds fewer than a page of events, not the stack's whole history.
+    """
     pages = client("cloudformation").get_paginator("describe_stack_events").paginate(StackName=stack_name)
-    new = [e for page in pages for e in page["StackEvents"] if e["Timestamp"] >= since]
-    yield from sorted(new, key=lambda e: e["Timestamp"])
+    new: list[dict[str, Any]] = []
+    for page in pages:
+        for event in page["StackEvents"]:
+            if event["EventId"] == last or event["Timestamp"] < since:
+                return new[::-1]
+            new.append(event)
+    return new[::-1]
 
 
 def _wait(stack_name: str, since: datetime, on_event: Callable[[dict[str, Any]], None], poll: float) -> str:
-    seen: set[str] = set()
+    last: str | None = None
     while True:
         try:
-            for event in _events(stack_name, since):
-                if event["EventId"] not in seen:
-                    seen.add(event["EventId"])
-                    on_event(event)
+            for event in _events(stack_name, since, last):
+                on_event(event)
+                last = event["EventId"]
         except ClientError as exc:
             if "does not exist" not in str(exc):
                 raise

@@ -9,20 +9,25 @@ stuck-job diagnosis. The AWS calls themselves are in `batchpipe.aws`; nothing he
 
 from __future__ import annotations
 
+import re
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from batchpipe import catalog
+from batchpipe.aws.handlers import STAGES as PIPELINE_STAGES
 from batchpipe.backends.summary import RunSummary
 from batchpipe.errors import BatchpipeError, InputError
 from batchpipe.progress import Progress
 
 Doc = dict[str, Any]
 POLL_SECONDS = 2.0
+# The stages whose Batch jobs a run has, by their job names' suffix (RUN-price): `logs --stage`.
+LOG_STAGES = tuple(dict.fromkeys(stage for stages in PIPELINE_STAGES.values() for stage in stages))
 
 
 class Detached(BatchpipeError):
@@ -159,7 +164,7 @@ def follow(
     stage, shown, warned = None, 0, set()
     try:
         while True:
-            doc = run_status(out, execution or job_name, frame_names)
+            doc = run_status(out, execution or job_name, frame_names, children=False)
             now = doc["stages"][-1] if doc["stages"] else "starting"
             text, total, completed = f"{job_name}: {now}", None, 0
             if doc["arrays"]:  # the array's children by status, the bar counting finished children
@@ -177,8 +182,8 @@ def follow(
                 progress.advance(completed - shown)
                 shown = completed
             for problem in doc["stuck"]:
-                if problem not in warned:
-                    warned.add(problem)
+                if (same := re.sub(r"RUNNABLE for \d+ min", "RUNNABLE", problem)) not in warned:  # once, not a minute
+                    warned.add(same)
                     progress.warn(problem)
             if doc["status"] != "RUNNING":
                 break
@@ -224,15 +229,23 @@ def frame_progress(outputs: Any, job_name: str, expected: dict[str, set[str]]) -
     return {"rendered": len(names & objects.frames_in_s3(outputs, job_name)), "total": len(names)}
 
 
-def run_status(outputs: Any, run: str, frame_names: dict[str, set[str]] | None = None) -> Doc:
-    """A run's execution status, stages, array progress, failed children, and for a render its frames in S3."""
+def run_status(outputs: Any, run: str, frame_names: dict[str, set[str]] | None = None, *,
+               children: bool = True, cost: bool = False) -> Doc:  # fmt: skip
+    """A run's execution status, stages, array progress, failed jobs, and for a render its frames in S3.
+
+    `children`: the failed children of its arrays too, the first 100 of each (`status`; the tail's polls leave
+    them: their statusSummary counts them). `cost`: "usage", what its jobs used (`batchpipe.usage`: vCPU-seconds
+    of every attempt, an estimated cost, Spot interruptions apart from application failures), which describes
+    every child of its arrays."""
     from batchpipe.aws import batch, runs, sfn
 
     pipeline, desc = sfn.find(outputs, run)
     stages = runs.stages(desc["executionArn"])
     job = sfn.job_of(desc)
-    jobs = [j for j in batch.jobs_of(outputs, job) if j.get("createdAt", 0) >= desc["startDate"].timestamp() * 1000]
-    arrays = [j for j in jobs if "size" in (j.get("arrayProperties") or {})]
+    jobs = batch.jobs_of(outputs, job, desc["startDate"].timestamp() * 1000)
+    arrays = [j for j in jobs if batch.is_array(j)]
+    listed = batch.failed_children(arrays) if children else []
+    failed_jobs = [j for j in jobs if j["status"] == "FAILED" and not batch.is_array(j)] + listed
     failed = [
         {
             "job": j["jobName"],
@@ -241,9 +254,9 @@ def run_status(outputs: Any, run: str, frame_names: dict[str, set[str]] | None =
             "statusReason": j.get("statusReason"),
             "logStream": (j.get("container") or {}).get("logStreamName"),
         }
-        for j in jobs
-        if j["status"] == "FAILED"
+        for j in {j["jobId"]: j for j in failed_jobs}.values()
     ]
+    unshown = max(0, sum(batch.children_by_status(a).get("FAILED", 0) for a in arrays) - len(listed))
     stuck = batch.runnable_problems(outputs, jobs)
     counts = catalog.pipeline(pipeline).counts_frames
     frames = frame_progress(outputs, job, {} if frame_names is None else frame_names) if counts else None
@@ -265,9 +278,20 @@ def run_status(outputs: Any, run: str, frame_names: dict[str, set[str]] | None =
             for a in arrays
         ],
         "failedJobs": failed,
+        **({"failedChildrenNotShown": unshown} if children else {}),
+        **({"usage": _usage(jobs)} if cost else {}),
         "stuck": stuck,
         **({"frames": frames} if frames is not None else {}),
     }
+
+
+def _usage(jobs: list[Doc]) -> Doc:
+    from batchpipe.aws import batch
+    from batchpipe.usage import usage
+
+    every = [j for j in jobs if not batch.is_array(j)]
+    every += [child for parent in jobs if batch.is_array(parent) for child in batch.every_child(parent)]
+    return usage(list({j["jobId"]: j for j in every}.values()), int(time.time() * 1000))
 
 
 def recent_runs(target: Target) -> list[Doc]:
@@ -302,6 +326,101 @@ def video_link(target: Target, job_name: str) -> tuple[str, str]:
     from batchpipe.aws import objects
 
     return objects.video_link(target.outputs, job_name)
+
+
+def _label(job: Doc) -> str:
+    from batchpipe.aws import batch
+
+    index = batch.array_index(job)
+    return str(job["jobName"]) + ("" if index is None else f" shard {index}")
+
+
+def _log_jobs(outputs: Any, pipeline: str, job: str, since: float, shard: int | None, stage: str | None,
+              note: Callable[[str], None], noted: set[str]) -> list[Doc]:  # fmt: skip
+    """The jobs whose logs `logs` shows, failed first, then in stage order: with `shard`, that array child (a run
+    of one shard: its single job); otherwise every single job and each array's failed children (the first 100)."""
+    from batchpipe.aws import batch
+
+    order = {f"{job}-{name}": n for n, name in enumerate(PIPELINE_STAGES[pipeline])}
+    jobs = [j for j in batch.jobs_of(outputs, job, since) if stage is None or j["jobName"] == f"{job}-{stage}"]
+    chosen: list[Doc] = []
+    for j in jobs:
+        if batch.is_array(j):
+            size = j["arrayProperties"]["size"]
+            if shard is not None and shard >= size:
+                raise InputError(f"run '{job}' has {size} shards: --shard is 0 to {size - 1}")
+            if shard is not None:
+                chosen += batch.describe([f"{j['jobId']}:{shard}"], f"reading shard {shard} of {j['jobName']}")
+                continue
+            chosen += batch.failed_children([j])
+            if j["jobName"] not in noted:
+                noted.add(j["jobName"])
+                note(f"{j['jobName']}: an array of {size} children; shown: its failed ones; one child: --shard N")
+        elif shard is None or (shard == 0 and order.get(j["jobName"]) == 1):  # a single shard is shard 0
+            chosen.append(j)
+    rank = {j["jobId"]: n for n, j in enumerate(chosen)}
+    return sorted({j["jobId"]: j for j in chosen}.values(),
+                  key=lambda j: (j["status"] != "FAILED", order.get(j["jobName"], 9), batch.array_index(j) or 0,
+                                 rank[j["jobId"]]))  # fmt: skip
+
+
+def logs(target: Target, run: str, shard: int | None = None, stage: str | None = None, follow: bool = False,
+         out: Callable[[str], None] = print, note: Callable[[str], None] | None = None,
+         poll: float = POLL_SECONDS) -> int:  # fmt: skip
+    """Print the CloudWatch log events of a run's Batch jobs through `out` (a header line `==> JOB ... <==` before
+    each attempt's stream), failed jobs first; `shard`: that array child only; `stage`: that stage's jobs only.
+    `follow`: keep polling for new events until the job (with `shard` or `stage`) or else the run ends. `note` gets
+    what is not a log line (default: `out`). Returns how many events were printed."""
+    from batchpipe.aws import batch, sfn
+    from batchpipe.aws import logs as cloudwatch
+
+    say = note or out
+    outputs = target.outputs
+    pipeline, desc = sfn.find(outputs, run)
+    job = sfn.job_of(desc)
+    if stage is not None and stage not in PIPELINE_STAGES[pipeline]:
+        stages = ", ".join(PIPELINE_STAGES[pipeline])
+        raise InputError(f"a {pipeline} run has no stage '{stage}': its stages are {stages}")
+    since = desc["startDate"].timestamp() * 1000
+    positions: dict[tuple[str, str], str] = {}
+    definitions: dict[str, str] = {}
+    noted: set[str] = set()
+    shown, printed, current = set(), 0, None
+    try:
+        while True:
+            status = desc["status"]
+            jobs = _log_jobs(outputs, pipeline, job, since, shard, stage, say, noted)
+            for j in jobs:
+                group, names = cloudwatch.group_of(j, definitions), cloudwatch.streams(j)
+                state = j["status"] + (f": {j['statusReason']}" if j.get("statusReason") else "")
+                if not names and j["jobId"] not in shown and (not follow or j["status"] in batch.FINISHED):
+                    shown.add(j["jobId"])
+                    say(f"==> {_label(j)}: no log stream ({state}) <==")
+                for attempt, stream in enumerate(names, 1):
+                    for event in cloudwatch.events(group, stream, positions):
+                        if current != (group, stream):
+                            current = (group, stream)
+                            out(f"==> {_label(j)}, attempt {attempt} of {len(names)} ({state}) <==")
+                        out(event["message"].rstrip("\n"))
+                        printed += 1
+            if not follow:
+                return printed
+            chosen_ended = (shard is not None or stage is not None) and jobs and all(
+                j["status"] in batch.FINISHED for j in jobs)  # fmt: skip
+            if status != "RUNNING" or chosen_ended:  # what was read after it ended was the last of it
+                return printed
+            time.sleep(poll)
+            desc = sfn.describe(desc["executionArn"], f"looking up run '{run}'") or desc
+    except KeyboardInterrupt:
+        raise Detached("stopped following the logs; the run goes on") from None
+
+
+def unreachable(exc: BaseException) -> BatchpipeError | None:
+    """An AWS endpoint that cannot be reached or is not AWS (a connection refused or timed out, a name that does
+    not resolve, a malformed region, an answer that is not AWS's) as one line naming it; None for anything else."""
+    from batchpipe.aws import clients
+
+    return clients.unreachable(exc)
 
 
 def cancel(target: Target, run: str) -> tuple[str, int]:

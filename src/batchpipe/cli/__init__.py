@@ -11,8 +11,19 @@ from batchpipe import __version__
 from batchpipe.errors import BatchpipeError
 
 
+def _unreachable(exc: Exception) -> BatchpipeError | None:
+    """An AWS endpoint that cannot be reached, or is not AWS, as one line (None: not that; botocore is only
+    imported once a command has used it)."""
+    if "botocore" not in sys.modules:
+        return None
+    from batchpipe.backends.aws import unreachable
+
+    return unreachable(exc)
+
+
 class _Group(click.Group):
-    """Turns library errors into one line on stderr and their exit code (2 for bad input)."""
+    """Turns library errors into one line on stderr and their exit code (2 for bad input, an endpoint that cannot
+    be reached or is not AWS)."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -24,6 +35,12 @@ class _Group(click.Group):
             where = f"{exc.filename}: " if exc.filename else ""
             click.echo(f"error: {where}{exc.strerror or exc}", err=True)
             sys.exit(1)
+        except Exception as exc:
+            failure = _unreachable(exc)
+            if failure is None:
+                raise
+            click.echo(f"error: {failure}", err=True)
+            sys.exit(failure.exit_code)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

@@ -1,4 +1,4 @@
-"""The AWS commands: deploy, status, results, cancel, destroy (and `run` without --local, in cli/run.py): thin
+"""The AWS commands: deploy, status, results, logs, cancel, destroy (and `run` without --local, in cli/run.py): thin
 shells over `batchpipe.backends.aws` and, for deploy (a plan: `batchpipe.deploy`, `batchpipe.aws.deploy`) and
 destroy, `batchpipe.aws`."""
 
@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import click
 
-from batchpipe.backends.aws import Target
+from batchpipe.backends.aws import LOG_STAGES, Target
 from batchpipe.errors import InputError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -117,15 +117,18 @@ def deploy(target: Target, no_build: bool, builder: str | None, max_vcpus: int |
 @aws_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--watch", is_flag=True, help="Follow RUN live until it ends, then show its results.")
+@click.option("--cost", is_flag=True, help="Also what RUN's jobs used: vCPU-seconds, an estimated cost, Spot "
+              "interruptions and application failures (describes every array child).")  # fmt: skip
 @click.option("--local", is_flag=True, help="Runs on this machine: RUN is a run directory, a job name under "
               "./batchpipe-runs/, or a directory of runs to list (default ./batchpipe-runs/).")  # fmt: skip
-def status(run: str | None, target: Target, as_json: bool, watch: bool, local: bool) -> None:
+def status(run: str | None, target: Target, as_json: bool, watch: bool, cost: bool, local: bool) -> None:
     """Recent runs of both pipelines, or one run (execution ARN or job name) in detail.
 
     \b
     Example:
       batchpipe status
       batchpipe status MCAutocallable --watch
+      batchpipe status MCAutocallable --cost
       batchpipe status --local
     """
     from rich.console import Console
@@ -133,6 +136,8 @@ def status(run: str | None, target: Target, as_json: bool, watch: bool, local: b
 
     from batchpipe.backends import aws
 
+    if cost and (run is None or watch or local):
+        raise InputError("--cost is for one AWS run: batchpipe status RUN --cost")
     if local:
         from batchpipe.cli.local import local_status
 
@@ -155,7 +160,7 @@ def status(run: str | None, target: Target, as_json: bool, watch: bool, local: b
 
         show_summary(_follow(target, run), as_json)
         return
-    doc = aws.run_status(target.outputs, run)
+    doc = aws.run_status(target.outputs, run, cost=cost)
     if as_json:
         click.echo(json.dumps(doc, indent=2))
         return
@@ -170,9 +175,30 @@ def status(run: str | None, target: Target, as_json: bool, watch: bool, local: b
         console.print(f"frames: {doc['frames']['rendered']} of {doc['frames']['total']} in S3")
     for problem in doc["stuck"]:
         console.print(f"[yellow]{problem}[/]")
+    _print_failed(console, doc)
+    if doc.get("usage"):
+        _print_usage(console, doc["usage"])
+
+
+def _print_failed(console: Any, doc: dict[str, Any]) -> None:
+    """The failed jobs of `status RUN` (an array's first 100 failed children)."""
     for f in doc["failedJobs"]:
-        console.print(f"[red]failed[/] {f['job']} index {f['index']}, {f['attempts']} attempts: {f['statusReason']} "
+        shard = "" if f["index"] is None else f" shard {f['index']}"
+        console.print(f"[red]failed[/] {f['job']}{shard}, {f['attempts']} attempts: {f['statusReason']} "
                       f"(log stream {f['logStream']})")  # fmt: skip
+    if doc.get("failedChildrenNotShown"):
+        console.print(f"... and {doc['failedChildrenNotShown']} more failed children")
+    if doc["failedJobs"]:
+        console.print(f"their logs: batchpipe logs {doc['jobName']} [--shard N]")
+
+
+def _print_usage(console: Any, used: dict[str, Any]) -> None:
+    """`status RUN --cost`: compute used, its estimated cost (labelled an estimate), retries by cause."""
+    console.print(f"compute: {used['vcpuSeconds']:,.0f} vCPU-seconds ({used['vcpuSeconds'] / 3600:,.2f} vCPU-hours) "
+                  f"in {used['attempts']} attempts; estimated cost ${used['estimatedCostUsd']:,.2f}")  # fmt: skip
+    console.print(f"  ({used['costBasis']})")
+    console.print(f"retries: {used['spotInterruptions']} Spot interruptions (Host EC2 ...), "
+                  f"{used['applicationFailures']} application failures (non-zero exit)")  # fmt: skip
 
 
 def _follow(target: Target, run: str) -> Any:
@@ -245,6 +271,33 @@ def cancel(run: str, target: Target) -> None:
 
 
 @click.command()
+@click.argument("run")
+@aws_options
+@click.option("--shard", type=click.IntRange(min=0), help="Only this shard's job (the array child of this index).")
+@click.option("--stage", type=click.Choice(LOG_STAGES), help="Only this stage's jobs (montecarlo: preprocess, price, "
+              "collate; render: preprocess, render, stitch).")  # fmt: skip
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new events until the job (with --shard or "
+              "--stage) or the run ends.")  # fmt: skip
+def logs(run: str, target: Target, shard: int | None, stage: str | None, follow: bool) -> None:
+    """The CloudWatch logs of a run's Batch jobs, each attempt's stream after a `==> JOB ... <==` line: failed
+    jobs first, then the stages in order; an array's failed children (the first 100), or one child with --shard.
+
+    \b
+    Example:
+      batchpipe logs MCAutocallable
+      batchpipe logs MCAutocallable --shard 7
+      batchpipe logs scene-20261123-101500 --stage stitch --follow
+    """
+    from batchpipe.backends import aws
+
+    printed = aws.logs(target, run, shard=shard, stage=stage, follow=follow, out=click.echo,
+                       note=lambda line: click.echo(line, err=True))  # fmt: skip
+    if not printed:
+        click.echo(f"no log events yet for run '{run}'" + (f" shard {shard}" if shard is not None else "") +
+                   (f" stage {stage}" if stage else ""), err=True)  # fmt: skip
+
+
+@click.command()
 @aws_options
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def destroy(target: Target, yes: bool) -> None:
@@ -265,4 +318,4 @@ def destroy(target: Target, yes: bool) -> None:
     click.echo(f"stack '{target.stack_name}' deleted")
 
 
-COMMANDS = [deploy, status, results, cancel, destroy]
+COMMANDS = [deploy, status, results, logs, cancel, destroy]
