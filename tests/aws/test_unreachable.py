@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 import batchpipe
-from tests.aws.test_cli_aws import free_port
+from tests.aws.conftest import free_port
 
 HANG = 20.0  # seconds: generous for a slow machine; the point is no 30 s hang
 

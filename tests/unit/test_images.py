@@ -26,9 +26,12 @@ def test_a_checkout_context_holds_what_the_dockerfiles_copy() -> None:
         assert not [f for f in context.files if "__pycache__" in f or f.endswith(".pyc")]
         assert context.files["src/batchpipe/resources/cloudformation/template.json"].is_file()
         assert context.files["pyproject.toml"] == ROOT / "pyproject.toml"
-    for dockerfile in ("containers/pricer/Dockerfile", "containers/render/Dockerfile"):  # what they COPY is there
-        text = (ROOT / dockerfile).read_text()
-        assert "COPY pyproject.toml README.md ./" in text and "COPY src ./src" in text
+    for name, context in contexts.items():  # every source a Dockerfile COPYs is in its context
+        lines = (ROOT / f"containers/{name}/Dockerfile").read_text().splitlines()
+        sources = [src for line in lines if line.startswith("COPY ") for src in line.split()[1:-1]]
+        assert {"pyproject.toml", "README.md", "src"} <= set(sources)
+        for src in sources:
+            assert src in context.files or any(f.startswith(src.rstrip("/") + "/") for f in context.files), src
 
 
 def fake_checkout(root: Path) -> Path:
