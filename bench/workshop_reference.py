@@ -26,7 +26,7 @@ Deliberate deviations from the workshop:
   dimension of 14 is 2 factors x 7 steps). ``STEPS_PER_YEAR = 1`` gives the workshop's grid; the pricing
   time is about the same either way.
 
-Market data and product terms come from ``/work/shared/seeds/workshop-market.json`` (copied below as
+Market data and product terms come from the workshop's ``workshop-market.json`` (copied below as
 constants, so the module runs with no file access).
 """
 
