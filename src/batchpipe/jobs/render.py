@@ -61,7 +61,8 @@ def local_blend(uri: str, manifest: PackManifest | None = None) -> Iterator[tupl
                 blend = extract_pack(path, root, manifest)
             except PackError as exc:
                 raise InputError(f"{uri}: {exc}") from None
-            yield blend, read_manifest(path, blend, root)
+            # checked against the plan's manifest: that is the pack's (hashing every file again is work twice)
+            yield blend, manifest if manifest is not None else read_manifest(path, blend, root)
 
 
 def preprocess(args: argparse.Namespace) -> None:
