@@ -232,7 +232,7 @@ def levenberg_marquardt(
         improved = False
         while damping < 1e12:
             step = np.linalg.solve(hess + damping * np.diag(scale), -grad)
-            x_new = np.clip(x + step, lower, upper)
+            x_new = np.asarray(np.clip(x + step, lower, upper), dtype=np.float64)  # numpy 1.26's stubs lose the dtype
             r_new = residuals(x_new)
             evaluations += 1
             cost_new = float(r_new @ r_new)

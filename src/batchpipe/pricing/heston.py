@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -73,7 +74,8 @@ def _log1p(z: ComplexArray) -> ComplexArray:
 
 @lru_cache(maxsize=4)
 def _gauss_legendre(n: int) -> tuple[FloatArray, FloatArray]:
-    x, w = np.polynomial.legendre.leggauss(n)
+    leggauss: Any = np.polynomial.legendre.leggauss  # untyped in numpy 1.26's stubs (the render extra pins it)
+    x, w = leggauss(n)
     return 0.5 * (x + 1.0), 0.5 * w  # nodes and weights on [0, 1]
 
 
