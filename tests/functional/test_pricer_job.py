@@ -139,3 +139,37 @@ def test_s3_uris_with_moto(monkeypatch: pytest.MonkeyPatch, write_json: Any) -> 
         "runs/j/shards/shard-00000.json",
         "runs/j/summary.json",
     ]
+
+
+def test_a_shard_prices_its_chunks_on_every_vcpu_of_its_job_bit_for_bit(tmp_path: Path, write_json: Any) -> None:
+    out = tmp_path / "job"
+    doc = small_portfolio() | {"simulation": {"paths": 40_000}}  # chunks of 16,384 paths: three of them
+    pre = job("preprocess", "--input", str(write_json(doc)), "--output", str(out), "--job-name", "j")
+    assert pre.returncode == 0, pre.stderr
+    assert json.loads((out / "plan.json").read_text())["simulation"]["chunks"] >= 2
+    stored = out / "shards" / "shard-00000.json"
+    results = {}
+    for vcpus in ("1", "2"):  # what the stack's job definitions set to the job's vCPUs
+        child = job("price", "--output", str(out), env={"BATCHPIPE_VCPUS": vcpus})
+        assert child.returncode == 0, child.stderr
+        assert json.loads(child.stdout)["processes"] == min(int(vcpus), len(os.sched_getaffinity(0)))
+        results[vcpus] = stored.read_bytes()
+    assert results["1"] == results["2"]
+
+
+def test_a_fallback_array_child_prices_the_shard_at_its_index_of_the_list(tmp_path: Path, write_json: Any) -> None:
+    out = tmp_path / "job"
+    pricer.main(["preprocess", "--input", str(write_json(small_portfolio())), "--output", str(out),
+                 "--job-name", "j", "--positions-per-job", "1"])  # fmt: skip
+    for index, shard in enumerate([1, 3, 4]):  # the shards Spot could not place: "1,3-4"
+        child = job(
+            "price", "--output", str(out), "--shard-list", "1,3-4", env={"AWS_BATCH_JOB_ARRAY_INDEX": str(index)}
+        )
+        assert child.returncode == 0, child.stderr
+        assert json.loads(child.stdout)["shard"] == shard
+    assert sorted(p.name for p in (out / "shards").iterdir()) == [f"shard-0000{i}.json" for i in (1, 3, 4)]
+    past = job("price", "--output", str(out), "--shard-list", "1,3-4", env={"AWS_BATCH_JOB_ARRAY_INDEX": "3"})
+    assert past.returncode == 2 and past.stderr.strip() == "error: array index 3 is past the 3 shards of --shard-list"
+    for bad in ("3,1", "1-x", "2,2"):
+        refused = job("price", "--output", str(out), "--shard-list", bad, env={"AWS_BATCH_JOB_ARRAY_INDEX": "0"})
+        assert refused.returncode == 2 and refused.stderr.startswith(f"error: --shard-list '{bad}': "), refused.stderr

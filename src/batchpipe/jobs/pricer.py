@@ -1,22 +1,30 @@
 """The pricer container's entrypoint: one Monte Carlo stage per invocation, over local paths or s3:// URIs.
 
     python -m batchpipe.jobs.pricer preprocess --input URI --output URI --job-name NAME [--positions-per-job N]
-    python -m batchpipe.jobs.pricer price --output URI [--shard N]   # default: $AWS_BATCH_JOB_ARRAY_INDEX, else 0
+    python -m batchpipe.jobs.pricer price --output URI [--shard N | --shard-list 0,3-5] [--resume]
+        # shard: $AWS_BATCH_JOB_ARRAY_INDEX (with --shard-list: that position of the list), else 0
     python -m batchpipe.jobs.pricer collate --output URI
 
 preprocess writes OUTPUT/positions.jsonl and OUTPUT/plan.json and prints {"shards": N, "planUri": ...}; price writes
-OUTPUT/shards/shard-NNNNN.json; collate writes OUTPUT/results.json and OUTPUT/results.csv and prints the status.
+OUTPUT/shards/shard-NNNNN.json, pricing the shard's chunks on as many processes as the job has vCPUs
+($BATCHPIPE_VCPUS, the cgroup's CPU quota, the CPUs it may run on); collate writes OUTPUT/results.json and
+OUTPUT/results.csv and prints the status.
 Exit codes: 0 done (collate: also PARTIAL, which the results document reports), 1 failure, 2 bad input.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import multiprocessing
+import os
 import sys
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 
 from batchpipe import storage
+from batchpipe.cores import default_workers
 from batchpipe.errors import InputError
 from batchpipe.jobs.common import run_stage, shard_index
 from batchpipe.layout import RunLayout
@@ -39,7 +47,7 @@ def preprocess(args: argparse.Namespace) -> None:
 def price(args: argparse.Namespace) -> None:
     layout = RunLayout.at(args.output)
     plan = streaming.read_plan(layout)
-    shard = shard_index(args.shard)
+    shard = shard_index(args.shard, args.shard_list)
     if not 0 <= shard < plan.shards:
         raise InputError(f"shard {shard} out of range: the plan has {plan.shards} shards")
     uri = layout.uri(layout.shard(shard))
@@ -47,8 +55,22 @@ def price(args: argparse.Namespace) -> None:
     if args.resume and mc.is_complete(plan, shard, positions, streaming.shard_result(layout, plan, shard)):
         print(json.dumps({"shard": shard, "resultUri": uri, "skipped": "already complete"}))
         return
-    layout.write_json(layout.shard(shard), mc.price_shard(plan, shard, positions))
-    print(json.dumps({"shard": shard, "resultUri": uri}))
+    workers = min(default_workers(), plan.simulation.chunks)
+    layout.write_json(layout.shard(shard), price_on(workers, plan, shard, positions))
+    print(json.dumps({"shard": shard, "resultUri": uri, "processes": workers}))
+
+
+def price_on(workers: int, plan: mc.Plan, shard: int, positions: Sequence[mc.ResolvedPosition]) -> mc.ShardResult:
+    """A shard's result, its chunks priced on `workers` processes (in this one if 1). The chunks' sums are folded
+    in chunk order, so the result is the same bit for bit however many processes price them."""
+    chunks = range(plan.simulation.chunks)
+    if workers <= 1:
+        return mc.price_shard(plan, shard, positions)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # a process per vCPU: no thread pools on top of them
+    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        sums = list(pool.map(functools.partial(mc.price_chunk, plan, shard, positions), chunks))
+    return mc.shard_result(plan, shard, positions, sums)
 
 
 def collate(args: argparse.Namespace) -> None:
@@ -70,6 +92,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p = sub.add_parser("price")
     p.add_argument("--output", required=True)
     p.add_argument("--shard", type=int)
+    p.add_argument("--shard-list", help="an array's shards (0,3-5): child i prices the i-th")
     p.add_argument("--resume", action="store_true", help="keep this shard's result when it is already complete")
     p = sub.add_parser("collate")
     p.add_argument("--output", required=True)

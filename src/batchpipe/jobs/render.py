@@ -1,7 +1,8 @@
 """The render container's entrypoint: one rendering stage per invocation, over local paths or s3:// URIs.
 
     python -m batchpipe.jobs.render preprocess --input URI --output URI --job-name NAME --frames-per-job N
-    python -m batchpipe.jobs.render render --output URI [--shard N] [--resume]  # shard: $AWS_BATCH_JOB_ARRAY_INDEX
+    python -m batchpipe.jobs.render render --output URI [--shard N | --shard-list 0,3-5] [--resume]
+        # shard: $AWS_BATCH_JOB_ARRAY_INDEX (with --shard-list: that position of the list)
     python -m batchpipe.jobs.render stitch --output URI
 
 preprocess writes OUTPUT/plan.json and prints {"shards": N}; render writes OUTPUT/frames/NNNN.png and
@@ -82,7 +83,7 @@ def preprocess(args: argparse.Namespace) -> None:
 def render(args: argparse.Namespace) -> None:
     layout = RunLayout.at(args.output)
     plan = rp.read_plan(layout)
-    shard = shard_index(args.shard)
+    shard = shard_index(args.shard, args.shard_list)
     if not 0 <= shard < plan.shards:
         raise InputError(f"shard {shard} out of range: the plan has {plan.shards} shards")
     if args.resume and already_rendered(args.output, plan, shard):
@@ -145,6 +146,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p = sub.add_parser("render")
     p.add_argument("--output", required=True)
     p.add_argument("--shard", type=int)
+    p.add_argument("--shard-list", help="an array's shards (0,3-5): child i renders the i-th")
     p.add_argument("--threads", type=int, default=int(os.environ.get("BATCHPIPE_THREADS", "0")) or None)
     p.add_argument("--resume", action="store_true", help="skip the shard when its result and frames are complete")
     p = sub.add_parser("stitch")
