@@ -22,7 +22,10 @@ from batchpipe.errors import BatchpipeError, InputError
 # Connecting takes well under a second when the endpoint is there; an answer under 30 s (the slowest calls here are
 # S3 reads of a part); three attempts in all with standard retries (throttling, 5xx, a dropped connection): an
 # endpoint that is not there fails in seconds, not after ten adaptive attempts.
-CONFIG = Config(connect_timeout=5, read_timeout=30, retries={"mode": "standard", "max_attempts": 3})
+# A pool of 32 connections: the S3 store reads 32 objects at once (storage's read_concurrency), each thread keeping
+# its connection (and its TLS session) instead of opening a new one past botocore's default of 10.
+CONFIG = Config(connect_timeout=5, read_timeout=30, retries={"mode": "standard", "max_attempts": 3},
+                max_pool_connections=32)  # fmt: skip
 # Presigned links: SigV4 (buckets made since June 2020 refuse SigV2, which the global endpoint still signs with) on
 # the regional virtual-hosted endpoint (https://BUCKET.s3.REGION.amazonaws.com/KEY, us-east-1 included).
 PRESIGN = CONFIG.merge(
