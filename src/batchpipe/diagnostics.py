@@ -38,7 +38,13 @@ def runnable_problem(job: dict[str, Any], compute_environments: list[dict[str, A
             f"RUNNABLE for {waited / 60:.0f} min: the job asks for {memory / 1024:g} GiB of memory, more than any "
             "instance type the compute environments may start"
         )
+    if all(ce.get("computeResources", {}).get("type") in ("SPOT", "FARGATE_SPOT") for ce in enabled):
+        return (
+            f"RUNNABLE for {waited / 60:.0f} min: no capacity yet: Spot capacity, or the account's Spot vCPU quota, "
+            "is short (when AWS Batch reports insufficient capacity, the Spot queue cancels the shard after its "
+            "SpotCapacityWaitSeconds at the head of the queue and the run puts it on the On-Demand queue)"
+        )
     return (
-        f"RUNNABLE for {waited / 60:.0f} min: no capacity yet: Spot capacity, or the account's EC2 vCPU quota "
-        "for the instance family, is short (check the quota; On-Demand takes over when Spot cannot)"
+        f"RUNNABLE for {waited / 60:.0f} min: no capacity yet: the account's On-Demand vCPU quota for the instance "
+        "families, or their capacity in the region, is short (check the quota)"
     )

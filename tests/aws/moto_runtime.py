@@ -8,6 +8,8 @@ without running them. These patches make:
 - a Batch job run the container's entrypoint in-process (batchpipe.jobs.pricer or .render, chosen by the job
   definition's name) with the job's command and AWS_BATCH_JOB_ARRAY_INDEX for array children; the job succeeds
   if the entrypoint exits 0, and
+- a shard job on the Spot queue fail, without running, as the queue's jobStateTimeLimitActions cancel it when
+  `no_spot_capacity` names it (with AWS Batch's status reason), and
 - ListJobs of a queue name array parents and single jobs, not array children, as AWS does (children are listed by
   their parent's arrayJobId).
 Everything else (the interpreter, S3, the Batch and Lambda APIs) is moto's own.
@@ -40,6 +42,7 @@ CONFIG = {
     "lambda": {"use_docker": False},
 }
 _ENV_LOCK = threading.Lock()
+CAPACITY_CANCEL = "Canceled by JobStateTimeLimit action due to reason: CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY"
 
 
 @dataclass
@@ -48,6 +51,7 @@ class Submitted:
     definition: str
     command: list[str]
     array_size: int | None
+    queue: str = ""  # the job queue's name
 
 
 @dataclass
@@ -58,6 +62,9 @@ class BatchRuntime:
     run_shards: bool = True  # False: shard children are recorded and marked SUCCEEDED without running
     fail_children: set[int] = field(default_factory=set)  # array indexes that fail
     failed_parents: set[str] = field(default_factory=set)
+    # shards the Spot queue cancels for lack of capacity, as its jobStateTimeLimitActions would: array indexes, or
+    # 0 for a single shard job; they never start there
+    no_spot_capacity: set[int] = field(default_factory=set)
 
     def run(self, job: Job) -> bool:
         command = list(job.container_overrides.get("command") or [])
@@ -113,18 +120,33 @@ def patched(runtime: BatchRuntime) -> Iterator[BatchRuntime]:
 
     def finish(self: BatchSimpleBackend, include_start_attempt: bool, job: Job) -> None:
         self.backend._jobs[job.job_id] = job
+        props = job.array_properties if isinstance(job.array_properties, dict) else {}
+        command = list(job.container_overrides.get("command") or [])
+        shard = command[:1] in (["price"], ["render"]) and "size" not in props
+        if shard and job.job_queue.name.endswith("-spot") and props.get("index", 0) in runtime.no_spot_capacity:
+            job.job_stopped_reason = CAPACITY_CANCEL
+            if "index" in props:
+                runtime.failed_parents.add(job.job_id.rsplit(":", 1)[0])
+            else:
+                runtime.submitted.append(
+                    Submitted(job.job_name, job.job_definition.name, command, None, job.job_queue.name)
+                )
+            job._mark_stopped(success=False)
+            return
         job.job_started_at = __import__("datetime").datetime.now()
         job.log_stream_name = job._stream_name
         if include_start_attempt:
             job._start_attempt()
-        props = job.array_properties if isinstance(job.array_properties, dict) else {}
-        command = list(job.container_overrides.get("command") or [])
         if "size" in props:  # the array parent: its children already ran
-            runtime.submitted.append(Submitted(job.job_name, job.job_definition.name, command, props["size"]))
+            runtime.submitted.append(
+                Submitted(job.job_name, job.job_definition.name, command, props["size"], job.job_queue.name)
+            )
             job._mark_stopped(success=job.job_id not in runtime.failed_parents)
             return
         if "index" not in props:
-            runtime.submitted.append(Submitted(job.job_name, job.job_definition.name, command, None))
+            runtime.submitted.append(
+                Submitted(job.job_name, job.job_definition.name, command, None, job.job_queue.name)
+            )
         ok = runtime.run(job)
         if not ok and "index" in props:
             runtime.failed_parents.add(job.job_id.rsplit(":", 1)[0])

@@ -15,13 +15,14 @@ from typing import Any
 import moto
 import pytest
 
-from batchpipe.aws import clients, handlers
+from batchpipe.aws import clients, handlers, stranded
 from batchpipe.aws.stack import StackOutputs
 from batchpipe.aws.template import template_dir
 from tests.aws.moto_runtime import CONFIG, BatchRuntime, patched
 
 ROOT = Path(__file__).resolve().parents[2]
 BUCKET = "batchpipe-e2e"
+STACK_NAME = "batchpipe-e2e"
 
 
 class Stack:
@@ -33,20 +34,25 @@ class Stack:
         role = iam.create_role(RoleName="batchpipe-e2e", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
         self.s3 = clients.client("s3")
         self.s3.create_bucket(Bucket=BUCKET)
-        code = io.BytesIO()
-        with zipfile.ZipFile(code, "w") as zf:
-            zf.writestr("index.py", Path(handlers.__file__).read_text())
-        function = clients.client("lambda").create_function(
-            FunctionName="batchpipe-plan", Runtime="python3.12", Role=role, Handler="index.handler",
-            Code={"ZipFile": code.getvalue()},
-        )["FunctionArn"]  # fmt: skip
+        functions = {}
+        for name, module in (("plan", handlers), ("stranded", stranded)):
+            code = io.BytesIO()
+            with zipfile.ZipFile(code, "w") as zf:
+                zf.writestr("index.py", Path(module.__file__).read_text())
+            functions[name] = clients.client("lambda").create_function(
+                FunctionName=f"batchpipe-{name}", Runtime="python3.12", Role=role, Handler="index.handler",
+                Code={"ZipFile": code.getvalue()},
+            )["FunctionArn"]  # fmt: skip
         batch = clients.client("batch")
         env = batch.create_compute_environment(computeEnvironmentName="batchpipe-ce", type="UNMANAGED",
                                                serviceRole=role)["computeEnvironmentArn"]  # fmt: skip
-        self.queue = batch.create_job_queue(
-            jobQueueName="batchpipe-queue", priority=1, state="ENABLED",
-            computeEnvironmentOrder=[{"order": 1, "computeEnvironment": env}],
-        )["jobQueueArn"]  # fmt: skip
+        self.queue, self.on_demand_queue = (
+            batch.create_job_queue(
+                jobQueueName=f"batchpipe-{kind}", priority=1, state="ENABLED",
+                computeEnvironmentOrder=[{"order": 1, "computeEnvironment": env}],
+            )["jobQueueArn"]
+            for kind in ("spot", "ondemand")
+        )  # fmt: skip
         self.definitions = {
             name: batch.register_job_definition(
                 jobDefinitionName=f"batchpipe-{name}", type="container",
@@ -58,13 +64,18 @@ class Stack:
         self.sfn = clients.client("stepfunctions")
         self.machines = {}
         for name in ("montecarlo", "render"):
-            asl = (template_dir() / f"{name}.asl.json").read_text().replace("${PlanFunctionArn}", function)
+            asl = (template_dir() / f"{name}.asl.json").read_text()
+            for variable, value in {"PlanFunctionArn": functions["plan"], "StrandedFunctionArn": functions["stranded"],
+                                    "OnDemandJobQueueArn": self.on_demand_queue, "AWS::Partition": "aws",
+                                    "AWS::StackName": STACK_NAME}.items():  # fmt: skip
+                asl = asl.replace("${" + variable + "}", value)
             self.machines[name] = self.sfn.create_state_machine(name=f"batchpipe-{name}", definition=asl,
                                                                 roleArn=role)["stateMachineArn"]  # fmt: skip
 
     def outputs(self) -> StackOutputs:
         return StackOutputs(BUCKET, self.queue, self.definitions["pricer"], self.definitions["render"],
-                            self.machines["montecarlo"], self.machines["render"], "pricer", "render")  # fmt: skip
+                            self.machines["montecarlo"], self.machines["render"], "pricer", "render",
+                            self.on_demand_queue)  # fmt: skip
 
     def put(self, key: str, body: bytes) -> str:
         self.s3.put_object(Bucket=BUCKET, Key=key, Body=body)

@@ -162,9 +162,20 @@ def test_deploy_run_status_results_cancel_destroy(aws: None, tmp_path: Path, ble
     stopped_arn = cancelled.stdout.split()[1].rstrip(";")
     assert sfn.describe_execution(executionArn=stopped_arn)["status"] == "ABORTED"
 
+    # every resource is tagged with the stack (its tag on the stack), for cost allocation
+    [described] = boto3.client("cloudformation").describe_stacks(StackName="batchpipe")["Stacks"]
+    assert {"Key": "batchpipe:stack", "Value": "batchpipe"} in described["Tags"]
+    # a revision of the stack's job definition that the stack no longer holds (what an update leaves ACTIVE with
+    # SkipDeregisterOnUpdate): destroy deregisters it; the stack's own is CloudFormation's to deregister
+    current = out["PricerJobDefinitionArn"]
+    name = current.rsplit("/", 1)[1].split(":")[0]
+    left = batch.register_job_definition(jobDefinitionName=name, type="container",
+                                         containerProperties={"image": "i", "vcpus": 1, "memory": 512})  # fmt: skip
     gone = cli("destroy", "--yes")
     assert gone.exit_code == 0, gone.output
     assert cli("status").exit_code == 2
+    [revision] = batch.describe_job_definitions(jobDefinitions=[left["jobDefinitionArn"]])["jobDefinitions"]
+    assert revision["status"] == "INACTIVE"
 
 
 def test_bad_input_uploads_nothing_and_reused_names_are_refused(aws: None, tmp_path: Path) -> None:

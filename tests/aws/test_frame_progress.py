@@ -14,7 +14,9 @@ from botocore.stub import Stubber
 from batchpipe.aws.stack import StackOutputs
 from batchpipe.backends.aws import frame_progress
 
-OUTPUTS = StackOutputs("bucket", "queue", "pricer-def", "render-def", "mc-sm", "render-sm", "pricer", "render")
+OUTPUTS = StackOutputs(
+    "bucket", "queue", "pricer-def", "render-def", "mc-sm", "render-sm", "pricer", "render", "od-queue"
+)
 PLAN = {"frameStart": 1, "frameEnd": 2500, "frameStep": 1, "frames": 2500}
 
 

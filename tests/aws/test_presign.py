@@ -17,7 +17,9 @@ from batchpipe.aws.stack import StackOutputs
 
 KEY_ID, SECRET = "AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 SIGV4 = {"X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires", "X-Amz-SignedHeaders", "X-Amz-Signature"}
-OUTPUTS = StackOutputs("batchpipe-databucket-1a2b3c", "queue", "pricer-def", "render-def", "mc", "render", "p", "r")
+OUTPUTS = StackOutputs(
+    "batchpipe-databucket-1a2b3c", "queue", "pricer-def", "render-def", "mc", "render", "p", "r", "od-queue"
+)
 
 
 @pytest.fixture

@@ -20,14 +20,16 @@ from batchpipe.backends.aws import run_status
 from batchpipe.diagnostics import STUCK_AFTER_SECONDS
 from tests.aws.test_services import OUTPUTS, QUEUE, SM
 
+OD_QUEUE = OUTPUTS.on_demand_job_queue_arn
+
 EXECUTIONS = SM.replace(":stateMachine:", ":execution:") + "mc:"
 START = datetime(2026, 12, 1, 10, tzinfo=UTC)
 MS = int(START.timestamp() * 1000)
 CANCEL = "batchpipe cancel"
 
 
-def prefix(job: str) -> dict[str, Any]:
-    return {"jobQueue": QUEUE, "filters": [{"name": "JOB_NAME", "values": [f"{job}-*"]}]}
+def prefix(job: str, queue: str = QUEUE) -> dict[str, Any]:
+    return {"jobQueue": queue, "filters": [{"name": "JOB_NAME", "values": [f"{job}-*"]}]}
 
 
 def execution(name: str, status: str = "RUNNING", start: datetime = START, job: str = "mc") -> dict[str, Any]:
@@ -61,6 +63,7 @@ def test_cancel_terminates_exactly_this_runs_jobs(stubs: dict[str, Stubber]) -> 
               summary("old", "mc-collate", "RUNNABLE", created=MS - 1)]  # fmt: skip
     jobs.add_response("list_jobs", {"jobSummaryList": others[:2] + mine[:1], "nextToken": "t"}, prefix("mc"))
     jobs.add_response("list_jobs", {"jobSummaryList": others[2:] + mine[1:]}, prefix("mc") | {"nextToken": "t"})
+    jobs.add_response("list_jobs", {"jobSummaryList": []}, prefix("mc", OD_QUEUE))  # the On-Demand queue: none
     jobs.add_response("describe_jobs", {"jobs": [described(s) for s in mine]}, {"jobs": ["pre", "price"]})
     jobs.add_response("terminate_job", {}, {"jobId": "price", "reason": CANCEL})  # only mc's unfinished job
     assert runs.cancel(OUTPUTS, "mc") == (EXECUTIONS + "mc", 1)
@@ -78,6 +81,7 @@ def test_cancel_of_a_resumed_execution_finds_the_jobs_it_submitted(stubs: dict[s
     first, again = summary("first", "mc-price", "FAILED"), summary("again", "mc-price", "RUNNING", created=after)
     jobs.add_response("list_jobs", {"jobSummaryList": [summary("pre", "mc-preprocess", "SUCCEEDED"), first, again]},
                       prefix("mc"))  # fmt: skip
+    jobs.add_response("list_jobs", {"jobSummaryList": []}, prefix("mc", OD_QUEUE))  # the On-Demand queue: none
     jobs.add_response("describe_jobs", {"jobs": [described(again)]}, {"jobs": ["again"]})
     jobs.add_response("terminate_job", {}, {"jobId": "again", "reason": CANCEL})
     assert runs.cancel(OUTPUTS, "mc-resume-1") == (EXECUTIONS + "mc-resume-1", 1)
@@ -92,6 +96,7 @@ def test_cancel_by_job_name_also_stops_its_running_resume(stubs: dict[str, Stubb
     states.add_response("stop_execution", {"stopDate": START},
                         {"executionArn": EXECUTIONS + "mc-resume-1", "cause": CANCEL})  # fmt: skip
     jobs.add_response("list_jobs", {"jobSummaryList": []}, prefix("mc"))
+    jobs.add_response("list_jobs", {"jobSummaryList": []}, prefix("mc", OD_QUEUE))  # the On-Demand queue: none
     assert runs.cancel(OUTPUTS, "mc") == (EXECUTIONS + "mc", 0)
 
 
@@ -114,7 +119,7 @@ ENVS = [{"computeEnvironmentName": "spot", "computeEnvironmentArn": "arn:ce/spot
 def queue_and_environments(jobs: Stubber) -> None:
     jobs.add_response("describe_job_queues", {"jobQueues": [{"jobQueueName": "q", "jobQueueArn": QUEUE, "state":
         "ENABLED", "priority": 1, "computeEnvironmentOrder": [{"order": 1, "computeEnvironment": "arn:ce/spot"}]}]},
-        {"jobQueues": [QUEUE]})  # fmt: skip
+        {"jobQueues": [QUEUE, OD_QUEUE]})  # fmt: skip
     jobs.add_response("describe_compute_environments", {"computeEnvironments": ENVS},
                       {"computeEnvironments": ["arn:ce/spot"]})  # fmt: skip
 
@@ -150,6 +155,7 @@ def status_calls(stubs: dict[str, Stubber], parent: dict[str, Any]) -> None:
     states.add_response("get_execution_history", {"events": [entered]}, {"executionArn": EXECUTIONS + "mc"})
     jobs.add_response("list_jobs", {"jobSummaryList": [summary("p", "mc-price", "PENDING", parent["createdAt"])]},
                       prefix("mc"))  # fmt: skip
+    jobs.add_response("list_jobs", {"jobSummaryList": []}, prefix("mc", OD_QUEUE))  # the On-Demand queue: none
     jobs.add_response("describe_jobs", {"jobs": [parent]}, {"jobs": ["p"]})
 
 

@@ -14,7 +14,9 @@ from batchpipe.aws.stack import StackOutputs
 from batchpipe.errors import BatchpipeError, InputError
 
 SM = "arn:aws:states:us-east-1:123456789012:stateMachine:"
-OUTPUTS = StackOutputs("bucket", "queue", "pricer-def", "render-def", SM + "mc", SM + "render", "pricer", "render")
+OUTPUTS = StackOutputs(
+    "bucket", "queue", "pricer-def", "render-def", SM + "mc", SM + "render", "pricer", "render", "od-queue"
+)
 
 
 def execution(machine: str, name: str) -> dict[str, Any]:

@@ -15,7 +15,9 @@ from batchpipe.errors import BatchpipeError, InputError
 
 SM = "arn:aws:states:us-east-1:123456789012:stateMachine:"
 QUEUE = "arn:aws:batch:us-east-1:123456789012:job-queue/q"
-OUTPUTS = StackOutputs("bucket", QUEUE, "pricer-def", "render-def", SM + "mc", SM + "render", "pricer", "render")
+OUTPUTS = StackOutputs(
+    "bucket", QUEUE, "pricer-def", "render-def", SM + "mc", SM + "render", "pricer", "render", "od-queue"
+)
 ARN = SM.replace(":stateMachine:", ":execution:") + "mc:r"
 BY_NAME = {"jobQueue": QUEUE, "filters": [{"name": "JOB_NAME", "values": ["r-*"]}]}
 WHEN = datetime(2026, 12, 1, tzinfo=UTC)
@@ -55,6 +57,7 @@ def test_a_run_of_250_jobs_is_listed_page_by_page_and_described_100_ids_a_call(s
     stub = stubs["batch"]
     stub.add_response("list_jobs", listed(ids[:200], "t"), BY_NAME)
     stub.add_response("list_jobs", listed(ids[200:]), BY_NAME | {"nextToken": "t"})
+    stub.add_response("list_jobs", listed([]), BY_NAME | {"jobQueue": "od-queue"})
     for chunk in (ids[:100], ids[100:200], ids[200:]):  # 100, 100, 50
         stub.add_response("describe_jobs", {"jobs": [job(i) for i in chunk]}, {"jobs": chunk})
     assert [j["jobId"] for j in batch.jobs_of(OUTPUTS, "r")] == ids
@@ -83,6 +86,7 @@ def test_the_failed_children_of_an_array_are_its_first_100_in_one_page(stubs: di
 def test_batch_refusals_are_one_clear_error(stubs: dict[str, Stubber], operation: str) -> None:
     if operation == "describe_jobs":
         stubs["batch"].add_response("list_jobs", listed(["a"]), BY_NAME)
+        stubs["batch"].add_response("list_jobs", listed([]), BY_NAME | {"jobQueue": "od-queue"})
     stubs["batch"].add_client_error(operation, "AccessDeniedException", "not allowed", http_status_code=403)
     refused = r"^listing the Batch jobs of run 'r': AccessDeniedException: not allowed$"
     with pytest.raises(BatchpipeError, match=refused):
@@ -136,6 +140,7 @@ def test_cancel_stops_the_execution_and_terminates_the_unfinished_jobs(stubs: di
         "executionArn": ARN + "-resume-1"})  # fmt: skip
     states.add_response("stop_execution", {"stopDate": WHEN}, {"executionArn": ARN, "cause": "batchpipe cancel"})
     jobs.add_response("list_jobs", listed(["done", "queued"], created=MS), BY_NAME)
+    jobs.add_response("list_jobs", listed([]), BY_NAME | {"jobQueue": "od-queue"})
     jobs.add_response("describe_jobs", {"jobs": [job("done", createdAt=MS), job("queued", "RUNNABLE", createdAt=MS)]},
                       {"jobs": ["done", "queued"]})  # fmt: skip
     jobs.add_response("terminate_job", {}, {"jobId": "queued", "reason": "batchpipe cancel"})

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 import zlib
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 import zstandard
 
+from batchpipe.aws import clients
 from batchpipe.backends.aws import run_status
 from tests.aws.moto_stack import BUCKET, Stack
 from tests.conftest import EXAMPLE, WORKSHOP_HESTON, small_portfolio
@@ -295,3 +297,107 @@ def test_render_resume_renders_only_the_missing_shard_and_stitches(
     assert refused.exit_code == 2 and "the .blend file differs" in refused.stderr
     wrong = CliRunner().invoke(main, ["run", "montecarlo", str(EXAMPLE), "--resume", "half"])
     assert wrong.exit_code == 2 and "is a render run" in wrong.stderr
+
+
+def test_shards_spot_could_not_place_run_again_on_on_demand_and_the_run_succeeds(stack: Stack) -> None:
+    stack.runtime.no_spot_capacity = {1, 3, 4}  # the Spot queue cancelled these children for lack of capacity
+    uri = stack.put("inputs/small.json", json.dumps(small_portfolio()).encode())
+    desc = stack.execute("montecarlo", stack.payload("montecarlo", "fallback", uri, positionsPerJob=1))
+    assert desc["status"] == "SUCCEEDED", desc
+    spot, again = shard_submissions(stack)
+    assert (spot.queue, spot.array_size) == ("batchpipe-spot", 5)
+    out = f"s3://{BUCKET}/fallback"
+    assert (again.queue, again.array_size) == ("batchpipe-ondemand", 3)  # exactly the three, on On-Demand
+    assert again.command == ["price", "--output", out, "--resume", "--shard-list", "1,3-4"]
+    assert {s.queue for s in stack.runtime.submitted if s not in (spot, again)} == {"batchpipe-ondemand"}
+    results = stack.result("fallback", "results.json")
+    assert results["status"] == "SUCCEEDED" and all(p["pv"] is not None for p in results["positions"])
+    # one shard stranded: one On-Demand job, not an array (AWS Batch's arrays have 2 children at least)
+    stack.runtime.submitted.clear()
+    stack.runtime.no_spot_capacity = {0}
+    desc = stack.execute("montecarlo", stack.payload("montecarlo", "one-left", uri, positionsPerJob=1))
+    assert desc["status"] == "SUCCEEDED", desc
+    _, single = shard_submissions(stack)
+    assert (single.queue, single.array_size) == ("batchpipe-ondemand", None)
+    assert single.command[-3:] == ["--resume", "--shard", "0"]
+
+
+def test_a_shard_that_failed_on_its_own_is_not_run_again_on_on_demand(stack: Stack) -> None:
+    stack.runtime.fail_children = {1}  # the application failed: the result document reports it, --resume retries
+    stack.runtime.no_spot_capacity = {3}
+    uri = stack.put("inputs/small.json", json.dumps(small_portfolio()).encode())
+    desc = stack.execute("montecarlo", stack.payload("montecarlo", "mixed", uri, positionsPerJob=1))
+    assert desc["status"] == "FAILED" and desc["error"] == "batchpipe.Partial"
+    _, again = shard_submissions(stack)
+    assert again.array_size is None and again.command[-2:] == ["--shard", "3"]
+    assert [p["index"] for p in stack.result("mixed", "results.json")["positions"] if p["error"]] == [1]
+
+
+def test_a_single_shard_render_falls_back_too(stack: Stack, blend_scene: Any) -> None:
+    stack.runtime.run_shards = False
+    stack.runtime.no_spot_capacity = {0}
+    blend = stack.put("inputs/scene.blend", blend_scene(start=5, end=7).read_bytes())
+    stack.execute("render", stack.payload("render", "r-fallback", blend, framesPerJob=3))
+    spot, again = shard_submissions(stack)
+    assert spot.queue == "batchpipe-spot" and (again.queue, again.array_size) == ("batchpipe-ondemand", None)
+    assert again.command == ["render", "--output", f"s3://{BUCKET}/r-fallback", "--resume", "--shard", "0"]
+
+
+def test_every_job_carries_the_run_pipeline_and_stack_tags(stack: Stack) -> None:
+    uri = stack.put("inputs/small.json", json.dumps(small_portfolio()).encode())
+    assert stack.execute("montecarlo", stack.payload("montecarlo", "tagged", uri, positionsPerJob=2))["status"] == (
+        "SUCCEEDED")  # fmt: skip
+    batch = clients.client("batch")
+    jobs = [j for q in (stack.queue, stack.on_demand_queue) for j in batch.list_jobs(jobQueue=q,
+            jobStatus="SUCCEEDED")["jobSummaryList"]]  # fmt: skip
+    described = batch.describe_jobs(jobs=[j["jobId"] for j in jobs])["jobs"]
+    assert sorted(j["jobName"] for j in described) == ["tagged-collate", "tagged-preprocess", "tagged-price"]
+    for job in described:
+        assert job["tags"] == {"batchpipe:run": "tagged", "batchpipe:pipeline": "montecarlo",
+                               "batchpipe:stack": "batchpipe-e2e"}, job["jobName"]  # fmt: skip
+
+
+def test_a_throttled_submit_is_retried_not_a_failed_run(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    from moto.batch_simple.models import BatchSimpleBackend
+    from moto.core.exceptions import JsonRESTError
+
+    original, throttled = BatchSimpleBackend.submit_job, []
+
+    def submit_job(self: BatchSimpleBackend, *args: Any, **kwargs: Any) -> Any:
+        if len(throttled) < 2:  # AWS Batch answers 429 twice, then accepts
+            throttled.append(kwargs.get("job_name") or args[0])
+            raise JsonRESTError("TooManyRequestsException", "Too Many Requests")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(BatchSimpleBackend, "submit_job", submit_job)
+    uri = stack.put("inputs/small.json", json.dumps(small_portfolio()).encode())
+    desc = stack.execute("montecarlo", stack.payload("montecarlo", "throttled", uri))
+    assert desc["status"] == "SUCCEEDED", desc
+    assert throttled == ["throttled-preprocess", "throttled-preprocess"]
+
+
+def test_resume_after_a_deploy_runs_on_the_stacks_current_job_definition(stack: Stack) -> None:
+    from batchpipe.aws import runs
+
+    portfolio = json.dumps(small_portfolio()).encode()
+    stack.runtime.fail_children = {1}
+    uri = stack.put("runs/fixed/input/portfolio.json", portfolio)
+    old = stack.payload("montecarlo", "fixed", uri, positionsPerJob=2)
+    assert stack.execute("montecarlo", old)["error"] == "batchpipe.Partial"
+    # "fix, deploy": the update registers a new revision (the old one is kept: SkipDeregisterOnUpdate, but a
+    # resume must not depend on it) and may give the queue another ARN
+    stack.runtime.fail_children = set()
+    batch = clients.client("batch")
+    stack.definitions["pricer"] = batch.register_job_definition(
+        jobDefinitionName="batchpipe-pricer", type="container",
+        containerProperties={"image": "pricer:fixed", "vcpus": 1, "memory": 512})["jobDefinitionArn"]  # fmt: skip
+    assert stack.definitions["pricer"] != old["jobDefinitionArn"]
+    arn = runs.resume(stack.outputs(), "fixed", portfolio, "montecarlo")
+    resumed = stack.sfn.describe_execution(executionArn=arn)
+    sent = json.loads(resumed["input"])
+    assert sent == {**old, "jobDefinitionArn": stack.definitions["pricer"], "resume": True}
+    deadline = time.monotonic() + 60
+    while resumed["status"] == "RUNNING" and time.monotonic() < deadline:
+        time.sleep(0.1)
+        resumed = stack.sfn.describe_execution(executionArn=arn)
+    assert resumed["status"] == "SUCCEEDED" and stack.result("fixed", "results.json")["status"] == "SUCCEEDED"

@@ -27,6 +27,7 @@ REGION = "us-east-1"
 OUTPUTS = [
     "BucketName",
     "JobQueueArn",
+    "OnDemandJobQueueArn",
     "PricerJobDefinitionArn",
     "RenderJobDefinitionArn",
     "MonteCarloStateMachineArn",
@@ -37,6 +38,7 @@ OUTPUTS = [
 # The only actions that may be granted on Resource "*": they accept no resource-level permissions.
 STAR_RESOURCE_ACTIONS = {
     "batch:DescribeJobs",
+    "batch:ListJobs",
     "batch:TerminateJob",
     "ecr:GetAuthorizationToken",
     "logs:CreateLogDelivery",
@@ -79,10 +81,12 @@ def test_build_fills_every_placeholder(template: dict[str, Any]) -> None:
     for name in ("MonteCarloStateMachine", "RenderStateMachine"):
         text, variables = template["Resources"][name]["Properties"]["DefinitionString"]["Fn::Sub"]
         assert "StartAt" in json.loads(text)
-        assert set(variables) == {"PlanFunctionArn"}
-        assert set(re.findall(r"\$\{([^}!]+)\}", text)) <= set(variables)
-    code = template["Resources"]["PlanFunction"]["Properties"]["Code"]["ZipFile"]
-    assert "def handler(" in code and len(code.encode()) < 4096  # CloudFormation's limit on inline code
+        assert set(variables) == {"PlanFunctionArn", "StrandedFunctionArn", "OnDemandJobQueueArn"}
+        pseudo = {"AWS::Partition", "AWS::StackName"}  # CloudFormation's own, filled in by Fn::Sub
+        assert set(re.findall(r"\$\{([^}!]+)\}", text)) == set(variables) | pseudo
+    for function in ("PlanFunction", "StrandedFunction"):
+        code = template["Resources"][function]["Properties"]["Code"]["ZipFile"]
+        assert "def handler(" in code and len(code.encode()) < 4096  # CloudFormation's limit on inline code
 
 
 # --- static checks ---------------------------------------------------------------------------------------------------
@@ -232,6 +236,97 @@ def test_launch_template_requires_imdsv2_and_encrypted_disks(template: dict[str,
     assert "SecurityGroupIngress" not in group
 
 
+def test_spot_shards_that_find_no_capacity_are_cancelled_for_the_on_demand_fallback(template: dict[str, Any]) -> None:
+    resources = template["Resources"]
+    spot, on_demand = (resources[q]["Properties"] for q in ("JobQueue", "OnDemandJobQueue"))
+    assert spot["ComputeEnvironmentOrder"] == [{"Order": 1, "ComputeEnvironment": {"Ref": "SpotComputeEnvironment"}}]
+    assert on_demand["ComputeEnvironmentOrder"] == [
+        {"Order": 1, "ComputeEnvironment": {"Ref": "OnDemandComputeEnvironment"}}]  # fmt: skip
+    capacity = [a for a in spot["JobStateTimeLimitActions"] if a["Reason"] == "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY"]
+    assert capacity == [{"Action": "CANCEL", "State": "RUNNABLE", "MaxTimeSeconds": {"Ref": "SpotCapacityWaitSeconds"},
+                         "Reason": "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY"}]  # fmt: skip
+    assert template["Parameters"]["SpotCapacityWaitSeconds"]["MinValue"] == 600  # AWS Batch's least MaxTimeSeconds
+    # nothing waits forever for an instance that can never fit it, on either queue
+    never = {"MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT", "MISCONFIGURATION:COMPUTE_ENVIRONMENT_MAX_RESOURCE"}
+    for queue in (spot, on_demand):
+        assert never <= {a["Reason"] for a in queue["JobStateTimeLimitActions"]}
+    # only the Spot queue gives up on capacity: On-Demand has nowhere else to go
+    assert "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY" not in {a["Reason"] for a in on_demand["JobStateTimeLimitActions"]}
+
+
+# Memory the ECS agent leaves to jobs is less than the instance's (the kernel's share, and the 32 MiB AWS Batch's AMI
+# reserves: "Compute resource memory management" in the AWS Batch guide; an m4.large's 8 GiB register as 7,985 MiB).
+# Counted here as at most 90% of it, to leave room for the kernel's share on small instances.
+INSTANCES = {"c5.large": (2, 4096), "c5.xlarge": (4, 8192), "m5.large": (2, 8192), "m5.xlarge": (4, 16384)}
+
+
+def jobs_per_instance(vcpus: int, memory: int, instance: str) -> int:
+    cores, installed = INSTANCES[instance]
+    return min(cores // vcpus, int(installed * 0.9) // memory)
+
+
+def test_default_job_sizes_fit_common_instances_after_the_ecs_reservation(template: dict[str, Any]) -> None:
+    params = template["Parameters"]
+    pricer = int(params["PricerVcpus"]["Default"]), int(params["PricerMemory"]["Default"])
+    render = int(params["RenderVcpus"]["Default"]), int(params["RenderMemory"]["Default"])
+    # a pricer job on one vCPU (what it uses: its shard prices its chunks on all of its vCPUs), two to a c5.large
+    assert pricer == (1, 1792) and jobs_per_instance(*pricer, "c5.large") == 2
+    assert jobs_per_instance(*render, "c5.xlarge") == 1 and jobs_per_instance(*render, "m5.xlarge") == 1
+    assert jobs_per_instance(4, 8192, "c5.xlarge") == 0  # the old render size left every c5.xlarge unused
+    assert jobs_per_instance(2, 4096, "c5.large") == 0  # and the old pricer size every c5.large
+    for name in ("PricerJobDefinition", "RenderJobDefinition"):
+        env = template["Resources"][name]["Properties"]["ContainerProperties"]["Environment"]
+        vcpus = next(e["Value"] for e in env if e["Name"] == "BATCHPIPE_VCPUS")  # what the containers use
+        assert vcpus == {"Ref": name.replace("JobDefinition", "Vcpus")}
+
+
+def test_job_definitions_keep_old_revisions_and_propagate_tags(template: dict[str, Any]) -> None:
+    for name in ("PricerJobDefinition", "RenderJobDefinition"):
+        props = template["Resources"][name]["Properties"]
+        assert props["ResourceRetentionPolicy"] == {"SkipDeregisterOnUpdate": True}  # a deploy keeps runs going
+        assert props["PropagateTags"] is True
+
+
+def test_least_privilege_details(template: dict[str, Any]) -> None:
+    resources = template["Resources"]
+    job = resources["JobRole"]["Properties"]
+    actions = {a for st in job["Policies"][0]["PolicyDocument"]["Statement"] for a in as_list(st["Action"])}
+    assert actions == {"s3:ListBucket", "s3:GetObject", "s3:PutObject"}  # no job deletes
+    for role in ("JobRole", "StatesRole"):  # no other account's service can assume them (confused deputy)
+        [trust] = resources[role]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+        assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}, role
+    plan = resources["PlanFunctionRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    assert {(st["Action"], json.dumps(st["Resource"])) for st in plan} == {
+        ("s3:ListBucket", json.dumps({"Fn::GetAtt": ["DataBucket", "Arn"]})),  # a missing object is a 404, not a 403
+        ("s3:GetObject", json.dumps({"Fn::Sub": "${DataBucket.Arn}/*"})),
+    }
+    stranded = resources["StrandedFunctionRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    assert [st["Action"] for st in stranded] == ["batch:ListJobs"]
+    # CAPABILITY_IAM is enough: no IAM resource is given a name
+    named = [
+        k
+        for k, r in resources.items()
+        if r["Type"].startswith("AWS::IAM::")
+        and {"RoleName", "InstanceProfileName", "ManagedPolicyName", "UserName", "GroupName"} & set(r["Properties"])
+    ]
+    assert named == []  # fmt: skip
+    from batchpipe.aws import stack
+
+    assert stack.CAPABILITIES == ["CAPABILITY_IAM"]
+
+
+def test_instances_and_stack_resources_carry_the_stack_tag(template: dict[str, Any]) -> None:
+    for name in ("SpotComputeEnvironment", "OnDemandComputeEnvironment"):
+        tags = template["Resources"][name]["Properties"]["ComputeResources"]["Tags"]
+        assert tags["batchpipe:stack"] == {"Ref": "AWS::StackName"}  # on the EC2 instances Batch starts
+    states = dict(policy_statements(template))  # the last statement of each resource; find the tagging one
+    tagging = [
+        st for name, st in policy_statements(template) if name == "StatesRole" and st.get("Sid") == "TagJobsOnSubmit"
+    ]
+    assert states and tagging and tagging[0]["Action"] == "batch:TagResource"
+    assert tagging[0]["Resource"] == {"Fn::Sub": "arn:${AWS::Partition}:batch:${AWS::Region}:${AWS::AccountId}:job/*"}
+
+
 # --- creating the stack in moto --------------------------------------------------------------------------------------
 
 MOTO_HAS_NO_BUCKET_POLICY = pytest.mark.filterwarnings("ignore:Tried to parse AWS..S3..BucketPolicy:UserWarning")
@@ -305,10 +400,11 @@ def test_stack_creates_in_moto_with_every_output(aws: None, template: dict[str, 
     assert rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
 
     batch = boto3.client("batch", region_name=REGION)
-    (queue,) = batch.describe_job_queues(jobQueues=[outputs["JobQueueArn"]])["jobQueues"]
     envs = {e["computeEnvironmentArn"]: e for e in batch.describe_compute_environments()["computeEnvironments"]}
-    order = sorted(queue["computeEnvironmentOrder"], key=lambda o: o["order"])
-    assert [envs[o["computeEnvironment"]]["computeResources"]["type"] for o in order] == ["SPOT", "EC2"]
+    for key, kind in (("JobQueueArn", "SPOT"), ("OnDemandJobQueueArn", "EC2")):  # a queue each, no spill-over
+        (queue,) = batch.describe_job_queues(jobQueues=[outputs[key]])["jobQueues"]
+        assert [envs[o["computeEnvironment"]]["computeResources"]["type"] for o in queue["computeEnvironmentOrder"]
+                ] == [kind]  # fmt: skip
     assert all(e["computeResources"]["minvCpus"] == 0 for e in envs.values())
     for key, repo in (
         ("PricerJobDefinitionArn", "PricerRepositoryUri"),
@@ -320,12 +416,15 @@ def test_stack_creates_in_moto_with_every_output(aws: None, template: dict[str, 
         assert env["BATCHPIPE_BUCKET"] == outputs["BucketName"]
 
     sfn = boto3.client("stepfunctions", region_name=REGION)
-    function_arn = boto3.client("lambda", region_name=REGION).list_functions()["Functions"][0]["FunctionArn"]
+    functions = [f["FunctionArn"] for f in boto3.client("lambda", region_name=REGION).list_functions()["Functions"]]
+    assert len(functions) == 2  # the plan function and the Spot fallback's
     for key in ("MonteCarloStateMachineArn", "RenderStateMachineArn"):
         definition = sfn.describe_state_machine(stateMachineArn=outputs[key])["definition"]
         assert "StartAt" in json.loads(definition) and "${" not in definition
-        if "FunctionName" in definition:
-            assert function_arn in definition
+        assert all(arn in definition for arn in functions) and outputs["OnDemandJobQueueArn"] in definition
+        assert (
+            '"arn:aws:states:::batch:submitJob.sync"' in definition and '"batchpipe:stack": "batchpipe"' in definition
+        )
 
 
 @MOTO_HAS_NO_BUCKET_POLICY

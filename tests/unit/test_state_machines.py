@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from batchpipe.aws import handlers
+from batchpipe.aws import handlers, stranded
 from batchpipe.aws.template import template_dir
 
 MACHINES = {name: template_dir() / f"{name}.asl.json" for name in ("montecarlo", "render")}
@@ -103,9 +103,11 @@ def check_keys(params: dict[str, Any], allowed: set[str], where: str, free: set[
 
 
 def task_result(state: dict[str, Any], args: dict[str, Any], pipeline: str) -> Any:
-    if state["Resource"].startswith("arn:aws:states:::lambda:invoke"):
+    if state["Resource"] == "arn:${AWS::Partition}:states:::lambda:invoke":
         payload = args["Payload"]
-        if payload["action"] == "prepare":
+        if args["FunctionName"] == "${StrandedFunctionArn}":
+            value = stranded.handler(payload, None)  # the error is not a capacity cancel: size 0
+        elif payload["action"] == "prepare":
             value = handlers.handler(payload, None)
         elif payload["action"] == "plan":
             value = {"shards": 3}
@@ -140,7 +142,7 @@ def walk(machine: dict[str, Any], pipeline: str) -> list[str]:
         assert state["Type"] == "Task", f"{where}: unexpected state type"
         params = state["Parameters"]
         if "batch:submitJob" in state["Resource"]:
-            check_keys(params, BATCH_PARAMETERS, where, free=set())
+            check_keys(params, BATCH_PARAMETERS, where, free={"Tags"})
         else:
             check_keys(params, LAMBDA_PARAMETERS, where, free={"Payload"})
         args = resolve(params, data, where)
@@ -161,14 +163,71 @@ def test_every_path_reads_only_what_exists_and_uses_api_names(name: str) -> None
     assert any("Array" in p for p in paths) and any("Single" in p for p in paths)
 
 
+SHARD_STAGES = {"montecarlo": ("Price", "Collate"), "render": ("Render", "Stitch")}
+BATCH_API_ERRORS = {"Batch.AWSBatchException", "Batch.ServerException", "Batch.TooManyRequestsException"}
+
+
+def batch_tasks(machine: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {k: s for k, s in machine["States"].items() if "batch:submitJob" in s.get("Resource", "")}
+
+
 @pytest.mark.parametrize("name", MACHINES)
-def test_failed_shards_still_collate(name: str) -> None:
+def test_failed_shards_still_collate_after_the_on_demand_fallback(name: str) -> None:
     machine = load(name)
-    fan = [s for s in machine["States"].values() if s["Type"] == "Task" and "ArrayProperties" in s["Parameters"]]
-    assert len(fan) == 1
-    collate = fan[0]["Next"]
-    assert [c["Next"] for c in fan[0]["Catch"]] == [collate]  # a failed child still leads to collate / stitch
-    assert machine["States"][collate]["Parameters"]["ContainerOverrides"]["Command.$"].endswith("collateCommand")
+    states = machine["States"]
+    shard, last = SHARD_STAGES[name]
+    assert states[last]["Parameters"]["ContainerOverrides"]["Command.$"].endswith("collateCommand")
+    for spot in (f"{shard}Array", f"{shard}Single"):  # a failed fan-out asks which shards Spot could not place
+        assert states[spot]["Next"] == last and [c["Next"] for c in states[spot]["Catch"]] == ["Stranded"]
+    assert states["Stranded"]["Parameters"]["FunctionName"] == "${StrandedFunctionArn}"
+    assert [c["Next"] for c in states["Stranded"]["Catch"]] == [last]
+    fallback = states[states["Stranded"]["Next"]]
+    assert [(c["NumericEquals"], c["Next"]) for c in fallback["Choices"]] == [(0, last), (1, f"{shard}OnDemandSingle")]
+    assert fallback["Default"] == f"{shard}OnDemandArray"
+    for again in (f"{shard}OnDemandArray", f"{shard}OnDemandSingle"):  # those shards once more, then collate
+        state = states[again]
+        assert state["Next"] == last and [c["Next"] for c in state["Catch"]] == [last]
+        assert state["Parameters"]["ContainerOverrides"] == {"Command.$": "$.stranded.value.command"}
+    assert states[f"{shard}OnDemandArray"]["Parameters"]["ArrayProperties"] == {"Size.$": "$.stranded.value.size"}
+
+
+@pytest.mark.parametrize("name", MACHINES)
+def test_shards_go_to_the_spot_queue_and_everything_else_to_on_demand(name: str) -> None:
+    shard, _ = SHARD_STAGES[name]
+    for key, state in batch_tasks(load(name)).items():
+        queue = state["Parameters"].get("JobQueue.$") or state["Parameters"]["JobQueue"]
+        on_spot = key in (f"{shard}Array", f"{shard}Single")
+        assert queue == ("$.jobQueueArn" if on_spot else "${OnDemandJobQueueArn}"), key
+
+
+@pytest.mark.parametrize("name", MACHINES)
+def test_batch_tasks_retry_the_api_not_the_jobs(name: str) -> None:
+    tasks = batch_tasks(load(name))
+    assert len(tasks) == 6
+    for key, state in tasks.items():
+        [retry] = state["Retry"]  # a throttled or failed SubmitJob / DescribeJobs call, never a failed job
+        assert set(retry["ErrorEquals"]) == BATCH_API_ERRORS, key
+        assert retry["MaxAttempts"] >= 5 and retry["BackoffRate"] >= 2 and retry["JitterStrategy"] == "FULL"
+
+
+@pytest.mark.parametrize("name", MACHINES)
+def test_every_job_is_tagged_for_cost_allocation(name: str) -> None:
+    for key, state in batch_tasks(load(name)).items():
+        params = state["Parameters"]
+        assert params["PropagateTags"] is True, key
+        assert params["Tags"] == {"batchpipe:run.$": "$.jobName", "batchpipe:pipeline": name,
+                                  "batchpipe:stack": "${AWS::StackName}"}, key  # fmt: skip
+
+
+@pytest.mark.parametrize("name", MACHINES)
+def test_service_arns_follow_the_partition(name: str) -> None:
+    text = MACHINES[name].read_text()
+    assert "arn:aws:" not in text  # China (aws-cn) and GovCloud (aws-us-gov) have their own
+    resources = {s["Resource"] for s in load(name)["States"].values() if "Resource" in s}
+    assert resources == {
+        "arn:${AWS::Partition}:states:::lambda:invoke",
+        "arn:${AWS::Partition}:states:::batch:submitJob.sync",
+    }
 
 
 def test_the_walk_catches_a_missing_path_and_a_camel_case_parameter() -> None:
@@ -177,7 +236,7 @@ def test_the_walk_catches_a_missing_path_and_a_camel_case_parameter() -> None:
     with pytest.raises(AssertionError, match="noSuchKey does not exist"):
         walk(broken, "montecarlo")
     broken = load("montecarlo")
-    params = broken["States"]["Preprocess"]["Parameters"]
+    params = broken["States"]["PriceArray"]["Parameters"]
     params["jobQueue.$"] = params.pop("JobQueue.$")
     with pytest.raises(AssertionError, match="'jobQueue' is not part of the API"):
         walk(broken, "montecarlo")

@@ -68,9 +68,10 @@ def jobs_of(outputs: StackOutputs, job_name: str, since_ms: float = 0) -> list[d
     def own(job: dict[str, Any]) -> bool:
         return job.get("jobName") in names and job.get("createdAt", since_ms) >= since_ms
 
-    listed = summaries(doing, jobQueue=outputs.job_queue_arn,
-                       filters=[{"name": "JOB_NAME", "values": [f"{job_name}-*"]}])  # fmt: skip
-    ids = dict.fromkeys(s["jobId"] for s in listed if own(s))
+    ids: dict[str, None] = {}
+    for queue in outputs.job_queues:  # shards on the Spot queue, the rest (and the fallback) on the On-Demand one
+        listed = summaries(doing, jobQueue=queue, filters=[{"name": "JOB_NAME", "values": [f"{job_name}-*"]}])
+        ids.update(dict.fromkeys(s["jobId"] for s in listed if own(s)))
     return [j for j in describe(ids, doing) if own(j)]
 
 
@@ -158,14 +159,20 @@ def runnable_problems(outputs: StackOutputs, jobs: list[dict[str, Any]], now_ms:
         return []
     batch = client("batch")
     try:
-        queue = batch.describe_job_queues(jobQueues=[outputs.job_queue_arn])["jobQueues"]
-        names = [o["computeEnvironment"] for q in queue for o in q.get("computeEnvironmentOrder", [])]
+        queues = batch.describe_job_queues(jobQueues=list(outputs.job_queues))["jobQueues"]
+        names = [o["computeEnvironment"] for q in queues for o in q.get("computeEnvironmentOrder", [])]
         envs = batch.describe_compute_environments(computeEnvironments=names)["computeEnvironments"] if names else []
     except ClientError as exc:
-        raise failed("reading the job queue's compute environments", exc) from None
+        raise failed("reading the job queues' compute environments", exc) from None
+    by_arn = {ce.get("computeEnvironmentArn"): ce for ce in envs} | {
+        ce.get("computeEnvironmentName"): ce for ce in envs
+    }
+    of_queue = {q.get(key): [by_arn[o["computeEnvironment"]] for o in q.get("computeEnvironmentOrder", [])
+                             if o["computeEnvironment"] in by_arn]
+                for q in queues for key in ("jobQueueArn", "jobQueueName")}  # fmt: skip
     problems = []
     for label, job in stuck:
-        problem = runnable_problem(job, envs, now)
+        problem = runnable_problem(job, of_queue.get(job.get("jobQueue"), envs), now)
         if problem:
             reason = f" (AWS Batch: {job['statusReason']})" if job.get("statusReason") else ""
             problems.append(f"{label}: {problem}{reason}")

@@ -60,8 +60,10 @@ def resume(
 
     The new execution (named RUN-resume-N) gets the original payload plus "resume": true, so every array child
     first checks whether its shard's result is already complete for the same plan (a render shard: and that its
-    frames are all in S3). `pipeline`, when given, is the pipeline the caller means to resume. `expected_input`:
-    the input's bytes, or the forms it may have been uploaded in (a render: its pack, or the bare .blend).
+    frames are all in S3). Its jobs run on the stack's current job definition and queue, not the original's: after
+    "fix, deploy, resume" they run the fixed image (the plan's fingerprint, not the image, decides what is kept).
+    `pipeline`, when given, is the pipeline the caller means to resume. `expected_input`: the input's bytes, or the
+    forms it may have been uploaded in (a render: its pack, or the bare .blend).
     """
     found, desc = sfn.find(outputs, run)
     if pipeline is not None and found != pipeline:
@@ -73,12 +75,12 @@ def resume(
     if not _same_input(outputs, original, expected_input):
         what = catalog.pipeline(found).input_noun
         raise InputError(f"{what} differs from the input of run '{original['jobName']}': resume needs the same file")
-    if original.get("jobDefinitionArn"):
-        require_image(found, original["jobDefinitionArn"])
+    definition = getattr(outputs, catalog.pipeline(found).job_definition_output)
+    require_image(found, definition)
+    body = {**original, "jobDefinitionArn": definition, "jobQueueArn": outputs.job_queue_arn, "resume": True}
     for attempt in range(1, 100):
         name = resume_name(original["jobName"], attempt)
-        arn = sfn.start(desc["stateMachineArn"], name, {**original, "resume": True},
-                        f"starting the resume of '{original['jobName']}'")  # fmt: skip
+        arn = sfn.start(desc["stateMachineArn"], name, body, f"starting the resume of '{original['jobName']}'")
         if arn is not None:
             return arn
     raise BatchpipeError(f"run '{original['jobName']}' was resumed too many times")

@@ -24,10 +24,12 @@ OUTPUTS = {
     "render_state_machine_arn": "RenderStateMachineArn",
     "pricer_repository_uri": "PricerRepositoryUri",
     "render_repository_uri": "RenderRepositoryUri",
+    "on_demand_job_queue_arn": "OnDemandJobQueueArn",
 }
 TERMINAL_FAILED = {"CREATE_FAILED", "ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "UPDATE_ROLLBACK_COMPLETE",
                    "UPDATE_ROLLBACK_FAILED", "DELETE_FAILED"}  # fmt: skip
-CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"]
+CAPABILITIES = ["CAPABILITY_IAM"]  # the template names no IAM resource, so CAPABILITY_NAMED_IAM is not asked for
+STACK_TAG = "batchpipe:stack"  # on the stack, so on every resource of it that takes tags (cost allocation)
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,12 @@ class StackOutputs:
     render_state_machine_arn: str
     pricer_repository_uri: str
     render_repository_uri: str
+    on_demand_job_queue_arn: str  # job_queue_arn is the Spot queue, for shards
+
+    @property
+    def job_queues(self) -> tuple[str, str]:
+        """The Spot queue (shards) and the On-Demand queue (single-job stages, shards Spot could not place)."""
+        return (self.job_queue_arn, self.on_demand_job_queue_arn)
 
 
 def describe(stack_name: str) -> dict[str, Any] | None:
@@ -116,11 +124,13 @@ def apply(
     params = [{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()]
     since = datetime.now(tz=datetime.now().astimezone().tzinfo)
     try:
+        tags = [{"Key": STACK_TAG, "Value": stack_name}]
         if create:
             cfn.create_stack(StackName=stack_name, TemplateBody=body, Parameters=params, Capabilities=CAPABILITIES,
-                             OnFailure="ROLLBACK", Tags=[{"Key": "batchpipe", "Value": stack_name}])  # fmt: skip
+                             OnFailure="ROLLBACK", Tags=tags)  # fmt: skip
         else:
-            cfn.update_stack(StackName=stack_name, TemplateBody=body, Parameters=params, Capabilities=CAPABILITIES)
+            cfn.update_stack(StackName=stack_name, TemplateBody=body, Parameters=params, Capabilities=CAPABILITIES,
+                             Tags=tags)  # fmt: skip
     except ClientError as exc:
         if "No updates are to be performed" in str(exc):
             return "UNCHANGED"
@@ -153,8 +163,17 @@ def empty_repository(repository_uri: str) -> int:
     return len(ids)
 
 
+def retained_revisions(definition_arn: str) -> list[str]:
+    """The ACTIVE revisions of a job definition other than this one: what updates kept (SkipDeregisterOnUpdate)."""
+    name = definition_arn.rsplit("/", 1)[-1].rsplit(":", 1)[0]
+    pages = client("batch").get_paginator("describe_job_definitions").paginate(jobDefinitionName=name, status="ACTIVE")
+    return [d["jobDefinitionArn"] for page in pages for d in page["jobDefinitions"]
+            if d["jobDefinitionArn"] != definition_arn]  # fmt: skip
+
+
 def destroy(stack_name: str, on_event: Callable[[dict[str, Any]], None], poll: float = 2.0) -> None:
-    """Empty the bucket and the repositories, delete the stack, wait."""
+    """Empty the bucket and the repositories, deregister the job definition revisions updates kept (the stack's
+    deletion deregisters its current ones), delete the stack, wait."""
     stack = describe(stack_name)
     if stack is None:
         raise InputError(f"stack '{stack_name}' not found in {region()}: nothing to destroy")
@@ -164,6 +183,9 @@ def destroy(stack_name: str, on_event: Callable[[dict[str, Any]], None], poll: f
     for key in ("PricerRepositoryUri", "RenderRepositoryUri"):
         if found.get(key):
             empty_repository(found[key])
+    for key in ("PricerJobDefinitionArn", "RenderJobDefinitionArn"):
+        for arn in retained_revisions(found[key]) if found.get(key) else []:
+            client("batch").deregister_job_definition(jobDefinition=arn)
     since = datetime.now(tz=datetime.now().astimezone().tzinfo)
     try:
         client("cloudformation").delete_stack(StackName=stack_name)

@@ -2,7 +2,8 @@
 finds it from any directory) with its placeholders filled in.
 
 The template refers to the state machines as "@asl:NAME" (the first argument of their Fn::Sub) and to the Lambda's
-code as "@lambda:handlers.py", so the ASL files and the handler module stay readable and testable on their own.
+code as "@lambda:MODULE.py" (handlers.py: the plan function; stranded.py: the Spot fallback's), so the ASL files and
+the handler modules stay readable and testable on their own.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[1] / "resources" / "cloudformation"
-HANDLERS = Path(__file__).with_name("handlers.py")
+LAMBDA_DIR = Path(__file__).parent  # batchpipe/aws: the inlined Lambda modules
 INLINE_CODE_LIMIT = 4096  # CloudFormation's limit on Lambda ZipFile code
 
 
@@ -31,15 +32,16 @@ def _fill(node: Any, folder: Path) -> Any:
         json.loads(text)  # a broken ASL file fails here, not in CloudFormation
         return text
     if isinstance(node, str) and node.startswith("@lambda:"):
-        code = HANDLERS.read_text()
+        module = LAMBDA_DIR / node.removeprefix("@lambda:")
+        code = module.read_text()
         if len(code.encode()) >= INLINE_CODE_LIMIT:
-            raise ValueError(f"{HANDLERS.name} is {len(code.encode())} bytes: inline Lambda code must stay under 4096")
+            raise ValueError(f"{module.name} is {len(code.encode())} bytes: inline Lambda code must stay under 4096")
         return code
     return node
 
 
 def build_template(folder: Path | None = None) -> dict[str, Any]:
-    """template.json with the ASL files and the Lambda handler inlined."""
+    """template.json with the ASL files and the Lambda handlers inlined."""
     folder = folder or template_dir()
     doc: dict[str, Any] = _fill(json.loads((folder / "template.json").read_text()), folder)
     return doc
