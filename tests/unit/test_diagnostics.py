@@ -33,9 +33,14 @@ def test_too_much_memory_is_named() -> None:
     assert problem is not None and "1024 GiB" in problem
 
 
-def test_otherwise_capacity_or_quota() -> None:
+def test_otherwise_capacity_or_quota_as_its_queue_handles_it() -> None:
     problem = runnable_problem(job(), CES, NOW)
     assert problem is not None and problem.startswith("RUNNABLE for 20 min: no capacity yet")
+    assert "On-Demand vCPU quota" in problem and "Spot" not in problem  # On-Demand has nowhere else to go
+    spot = [{"state": "ENABLED", "computeResources": {"type": "SPOT", "maxvCpus": 16}}]
+    problem = runnable_problem(job(), spot, NOW)
+    assert problem is not None and "Spot capacity, or the account's Spot vCPU quota" in problem
+    assert "cancels the shard after its SpotCapacityWaitSeconds" in problem and "On-Demand queue" in problem
 
 
 def test_no_enabled_compute_environment() -> None:
