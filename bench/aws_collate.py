@@ -4,10 +4,10 @@ keys), both through the same latency proxy (bench/latency_proxy.py: 20-50 ms a r
 a moto server process on 127.0.0.1: S3's per-request latency, not moto's CPU on the bench's own cores, is what
 concurrency hides.
 
-2,000 shards, not 10,000: one after another at ~35 ms a request, 10,000 would take about 6 minutes for the reference
-alone; 2,000 keep it near a minute and a half. The shard results are written straight to moto (no latency: they
-are the setup, not the figure); both timed sides read the same 2,000 results through the proxy, which counts the
-requests each made.
+2,000 shards, not 10,000: one after another at 20-50 ms a request and moto's own time, the reference alone would
+take 6 to 8 minutes on 10,000; 2,000 keep it near a minute and a half. The shard results are written straight to
+moto (no latency: they are the setup, not the figure); both timed sides read the same 2,000 results through the
+proxy, which counts the requests each made.
 """
 
 from __future__ import annotations
