@@ -5,8 +5,9 @@ Monte Carlo: calibration (time, RMSE), engine path-steps per second, and the wor
 position, QuantLib's path generator one path at a time and a Python payoff loop: bench/workshop_reference.py).
 Then: `batchpipe --help` start-up against a bare interpreter, a local render on all cores against one Blender
 process rendering every frame (both the official build batchpipe renders with) and a shard's start-up, time
-and peak memory for 10,000 and 100,000 positions, and collate of 10,000 shard results
-from S3 (moto server) against a sequential loop.
+and peak memory for 10,000 and 100,000 positions; then S3 reads through a proxy that puts 20-50 ms of latency in
+front of a moto server (bench/latency_proxy.py), each against a sequential loop through the same proxy: collate of
+2,000 shard results (bench/aws_collate.py) and stitch's download of 240 frames (bench/aws_stitch.py).
 Results are printed and written to bench/results.json.
 """
 
@@ -30,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
 from aws_collate import bench_collate  # noqa: E402
+from aws_stitch import bench_stitch_downloads  # noqa: E402
 from batchpipe.pipelines.portfolio import WORKSHOP_EXPIRIES, WORKSHOP_STRIKES, WORKSHOP_VOLS  # noqa: E402
 from batchpipe.pricing.calendar import year_fraction  # noqa: E402
 from batchpipe.pricing.calibration import VolQuotes, calibrate  # noqa: E402
@@ -153,8 +155,15 @@ def main() -> None:
           f"{small['peakRssMb']:.0f} MB; {large['positions']:,} positions {large['seconds']:.1f} s, peak RSS "
           f"{large['peakRssMb']:.0f} MB ({scale['rssRatio']:.2f}x the memory for 10x the positions)")  # fmt: skip
     collate = bench_collate()
-    print(f"collate of {collate['shards']:,} shard results from S3 (moto server): {collate['seconds']:.1f} s vs "
-          f"{collate['referenceSeconds']:.1f} s listing and getting one by one: {collate['ratio']:.2f}x")  # fmt: skip
+    band = "{}-{} ms".format(*collate["latencyMs"])
+    print(f"collate of {collate['shards']:,} shard results from S3 (moto server behind {band} a request): "
+          f"{collate['seconds']:.1f} s ({collate['requests']:,} requests, concurrent) vs "
+          f"{collate['referenceSeconds']:.1f} s listing and getting one by one ({collate['referenceRequests']:,} "
+          f"requests): {collate['ratio']:.2f}x")  # fmt: skip
+    stitch = bench_stitch_downloads()
+    print(f"stitch's download of {stitch['frames']} frames ({stitch['megabytes']:.1f} MB) from S3 (the same "
+          f"{band}): {stitch['seconds']:.2f} s ({stitch['requests']} requests, concurrent) vs "
+          f"{stitch['referenceSeconds']:.2f} s one by one: {stitch['ratio']:.2f}x")  # fmt: skip
     results = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine(),
@@ -174,6 +183,7 @@ def main() -> None:
         "startup": startup,
         "render": render,
         "collate": collate,
+        "stitchDownloads": stitch,
         "scale": scale,
     }
     (ROOT / "bench" / "results.json").write_text(json.dumps(results, indent=2) + "\n")
