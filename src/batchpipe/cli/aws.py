@@ -63,7 +63,12 @@ def _event_printer(console: Any) -> Callable[[dict[str, Any]], None]:
     type=click.Choice(["docker", "podman", "buildah"]),
     help="Build and push the images with this (default: the first of docker, podman, buildah on PATH).",
 )
-@click.option("--max-vcpus", type=click.IntRange(min=1), help="Most vCPUs the compute environments may run.")
+@click.option(
+    "--max-vcpus",
+    type=click.IntRange(min=1),
+    help="Most vCPUs each compute environment runs at once (Spot: the shards; On-Demand: the stages and the "
+    "shards Spot could not place, after the Spot ones): a run's shards never hold more. Default 256.",
+)
 @click.option("--image-tag", help="Tag the images with this instead of their content hash.")
 @click.option("--vpc-id", help="Run Batch in this VPC (default: the stack creates one).")
 @click.option("--subnet-ids", help="Comma-separated subnets of --vpc-id for Batch instances.")
