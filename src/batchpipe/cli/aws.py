@@ -67,7 +67,8 @@ def _event_printer(console: Any) -> Callable[[dict[str, Any]], None]:
     "--max-vcpus",
     type=click.IntRange(min=1),
     help="Most vCPUs each compute environment runs at once (Spot: the shards; On-Demand: the stages and the "
-    "shards Spot could not place, after the Spot ones): a run's shards never hold more. Default 256.",
+    "shards Spot could not place, after the Spot ones): a run's shards never hold more. 256 on a new stack; an "
+    "update keeps the deployed value.",
 )
 @click.option("--image-tag", help="Tag the images with this instead of their content hash.")
 @click.option("--vpc-id", help="Run Batch in this VPC (default: the stack creates one).")
