@@ -20,7 +20,7 @@ from batchpipe.backends.aws import Target
 from batchpipe.backends.aws import logs as show_logs
 from batchpipe.cli import main
 from tests.aws.moto_stack import Stack
-from tests.aws.test_run_jobs import EXECUTIONS, START, execution, prefix, summary
+from tests.aws.test_run_jobs import EXECUTIONS, OD_QUEUE, START, execution, prefix, summary
 from tests.aws.test_services import OUTPUTS
 from tests.conftest import small_portfolio
 
@@ -123,13 +123,17 @@ def test_follow_polls_new_events_from_where_it_stopped_until_the_job_ends(stubs:
     states.add_response("describe_execution", execution("mc"), {"executionArn": arn})
     stream = {"logGroupName": "/g", "logStreamName": "pricer/default/a0", "startFromHead": True, "limit": 10_000}
     # poll 1: the job runs; its stream is read to its end (the token comes back unchanged)
-    jobs.add_response("list_jobs", {"jobSummaryList": [summary("pre", "mc-preprocess", "RUNNING")]}, prefix("mc"))
+    jobs.add_response("list_jobs", {"jobSummaryList": []}, prefix("mc"))  # the Spot queue: shards only
+    jobs.add_response("list_jobs", {"jobSummaryList": [summary("pre", "mc-preprocess", "RUNNING")]},
+                      prefix("mc", OD_QUEUE))  # fmt: skip
     jobs.add_response("describe_jobs", {"jobs": [running_job("RUNNING")]}, {"jobs": ["pre"]})
     logs.add_response("get_log_events", page(["reading", "planning"], "f1"), stream)
     logs.add_response("get_log_events", page([], "f1"), stream | {"nextToken": "f1"})
     states.add_response("describe_execution", execution("mc"), {"executionArn": arn})
     # poll 2: it has ended, after one more event (a retry's second attempt streams into a0's successor)
-    jobs.add_response("list_jobs", {"jobSummaryList": [summary("pre", "mc-preprocess", "SUCCEEDED")]}, prefix("mc"))
+    jobs.add_response("list_jobs", {"jobSummaryList": []}, prefix("mc"))  # the Spot queue: shards only
+    jobs.add_response("list_jobs", {"jobSummaryList": [summary("pre", "mc-preprocess", "SUCCEEDED")]},
+                      prefix("mc", OD_QUEUE))  # fmt: skip
     jobs.add_response("describe_jobs", {"jobs": [running_job("SUCCEEDED", streams=2)]}, {"jobs": ["pre"]})
     logs.add_response("get_log_events", page(["planned"], "f2"), stream | {"nextToken": "f1"})
     logs.add_response("get_log_events", page([], "f2"), stream | {"nextToken": "f2"})
