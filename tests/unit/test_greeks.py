@@ -371,3 +371,29 @@ def test_the_shard_result_stays_small() -> None:
 
 def replace_greeks(position: mc.PositionResult) -> mc.PositionResult:
     return position.model_copy(update={"greeks": None})
+
+
+def test_greeks_and_scenarios_leave_the_pvs_of_the_golden_run_unchanged() -> None:
+    """The golden Monte Carlo run's plan, with greeks and a ladder added: every PV, standard error and block total
+    is bit for bit the plain plan's (and the golden files themselves are checked in test_documents_golden.py)."""
+    from pathlib import Path
+
+    from batchpipe.layout import RunLayout
+    from batchpipe.pipelines.montecarlo import streaming
+
+    golden = RunLayout.at(str(Path(__file__).resolve().parents[1] / "data" / "golden" / "montecarlo"))
+    plain = streaming.read_plan(golden)
+    bumps = mc.documents.GreekBumps(spot_bump=H, vol_bump=DV, rate_bump=DR)
+    ladder = mc.documents.ScenarioGrid(spot_shifts=[-0.1, 0.0], vol_shifts=[0.0, 2.0])
+    risky = plain.model_copy(update={"greeks": bumps, "scenarios": ladder, "plan_hash": "with-risk"})
+    for shard in range(plain.shards):
+        positions = streaming.read_shard_positions(golden, plain, shard)
+        a, b = mc.price_shard(plain, shard, positions), mc.price_shard(risky, shard, positions)
+        assert b.block_totals == a.block_totals
+        for x, y in zip(a.positions, b.positions, strict=True):
+            assert (y.pv, y.stderr, y.error) == (x.pv, x.stderr, x.error)
+            if y.error is None:
+                assert y.greeks is not None and y.scenario_pvs is not None
+                assert y.scenario_pvs[2] == x.pv  # spot shift 0 (the second), vol shift 0 (the first)
+            else:
+                assert y.greeks is None and y.scenario_pvs is None

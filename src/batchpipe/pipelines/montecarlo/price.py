@@ -209,15 +209,15 @@ def price_chunk(plan: Plan, shard: int, positions: Sequence[ResolvedPosition], c
                 for i, key in enumerate(batch):
                     part.greeks[cols, key] = {g: _sums(differences[g][i], controls) for g in GREEKS}
             if plan.scenarios is not None:
-                grid_of = plan.scenarios
-                ladder: list[list[FloatArray]] = []
-                for spot_shift in grid_of.spot_shifts:  # scenario index: spot-major, vol shifts within
-                    for vol_shift in grid_of.vol_shifts:
+                ladder = plan.scenarios
+                for key in batch:
+                    part.scenarios[cols, key] = []
+                for spot_shift in ladder.spot_shifts:  # scenario index: spot-major, vol shifts within
+                    for vol_shift in ladder.vol_shifts:
                         shocked = paths_of[vol_shifted(params, VOL_POINT * vol_shift)][:, cols]
                         ys = pair_pvs(shocked * (1.0 + spot_shift), discount) - discount[-1]
-                        ladder.append(list(ys))
-                for i, key in enumerate(batch):
-                    part.scenarios[cols, key] = [_sums(ys[i], controls) for ys in ladder]
+                        for i, key in enumerate(batch):  # summed at once: one scenario's payoffs at a time
+                            part.scenarios[cols, key].append(_sums(ys[i], controls))
     return part
 
 
