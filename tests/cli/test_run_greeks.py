@@ -182,6 +182,9 @@ def test_resume_keeps_shards_only_for_the_same_greeks_and_scenarios(tmp_path: Pa
     kept = again("--greeks", "--rate-bump", "0.001", "--scenarios", "vol=0:1:1")
     assert "3 of 3 shards already priced" in kept.stderr
     assert len(json.loads((out / "results.json").read_text())["scenarios"]["volShifts"]) == 2
+    assert (out / "scenarios.csv").exists()
+    again()  # without a ladder: the earlier run's scenarios.csv is not left beside the new results
+    assert not (out / "scenarios.csv").exists()
 
 
 def test_the_aws_upload_carries_the_options_into_the_same_plan(tmp_path: Path, write_json: Any) -> None:

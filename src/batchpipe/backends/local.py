@@ -234,6 +234,8 @@ def _price(builder: mc.PlanBuilder, job_name: str, output_dir: str, progress: Pr
             f"run the same command with --job-name {job_name} to resume",
         ) from None
     progress.stage("collate", "Collating")
+    if resumable and plan.scenarios is None:  # an earlier run of this job's ladder is not this plan's
+        (Path(output_dir) / layout.scenarios_csv).unlink(missing_ok=True)
     return streaming.collate(layout, plan)
 
 
