@@ -369,3 +369,23 @@ def test_paths_and_seed_travel_in_the_uploaded_portfolio(aws: None, tmp_path: Pa
     )
     assert uploaded["simulation"] == {"paths": 5000, "seed": 3}
     assert uploaded["positions"] == json.loads(EXAMPLE.read_text())["positions"]
+
+
+def test_greeks_and_scenarios_travel_in_the_uploaded_portfolio(aws: None, tmp_path: Path) -> None:
+    assert cli("deploy", "--no-build").exit_code == 0
+    given_pushed(*latest_images())
+    bucket = outputs()["BucketName"]
+    result = cli("run", "montecarlo", str(EXAMPLE), "--no-wait", "--job-name", "risk", "--greeks", "--vol-bump",
+                 "0.02", "--scenarios", "spot=-10%:10%:10%")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    uploaded = json.loads(
+        boto3.client("s3").get_object(Bucket=bucket, Key="runs/risk/input/portfolio.json")["Body"].read()
+    )
+    assert uploaded["greeks"] == {"spotBump": 0.01, "volBump": 0.02, "rateBump": 0.0001}
+    assert uploaded["scenarios"] == {"spot": [-0.1, 0.0, 0.1], "vol": [0.0]}
+    assert "simulation" not in uploaded and uploaded["positions"] == json.loads(EXAMPLE.read_text())["positions"]
+    refused = cli("run", "montecarlo", str(EXAMPLE), "--no-wait", "--job-name", "risk2", "--greeks", "--vol-bump",
+                  "0.5")  # fmt: skip
+    assert refused.exit_code == 2 and "--vol-bump 0.5: sqrt(v0)" in refused.stderr  # checked before any upload
+    listed = boto3.client("s3").list_objects_v2(Bucket=bucket, Prefix="runs/risk2/")
+    assert listed.get("KeyCount", 0) == 0
