@@ -207,12 +207,19 @@ def scenarios_table(ladder: Doc, console: Console) -> None:
     """The portfolio's PV in each scenario: spot shifts down, vol shifts across."""
     vols = ladder["volShifts"]
     totals = ladder.get("totalPv")
+    largest = max((abs(x) for row in totals or [] for x in row), default=0.0)
+    millions = largest >= 1e7  # a compact grid: the book's PV in millions
+    unit = " in millions" if millions else ""
+
+    def cell(x: float) -> str:
+        return f"{x / 1e6:,.2f}" if millions else _money(x)
+
     columns = ["spot \\ vol", *(f"{v:+g}" for v in vols)]
     rows = [
-        [f"{100 * s:+g}%", *(_money(totals[i][j]) if totals else "" for j in range(len(vols)))]
+        [f"{100 * s:+g}%", *(cell(totals[i][j]) if totals else "" for j in range(len(vols)))]
         for i, s in enumerate(ladder["spotShifts"])
     ]
-    table = fitted_table("Scenarios: portfolio PV (spot shift, vol shift in vol points)", columns, rows,
+    table = fitted_table(f"Scenarios: portfolio PV{unit} (spot shift, vol shift in vol points)", columns, rows,
                          console.width, set(columns), set(columns))  # fmt: skip
     console.print(table, crop=False)
 
