@@ -36,6 +36,7 @@ from batchpipe.pipelines.portfolio import WORKSHOP_EXPIRIES, WORKSHOP_STRIKES, W
 from batchpipe.pricing.calendar import year_fraction  # noqa: E402
 from batchpipe.pricing.calibration import VolQuotes, calibrate  # noqa: E402
 from batchpipe.pricing.paths import antithetic, block_normals, build_grid, simulate_qe  # noqa: E402
+from greeks import bench_greeks  # noqa: E402
 from local_render import bench_render, bench_startup  # noqa: E402
 from scale import bench_scale  # noqa: E402
 from workshop_reference import price_position_workshop_way  # noqa: E402
@@ -114,6 +115,11 @@ def main() -> None:
         f"worst stderr {e2e['worstStderrPct']:.4f}% of notional (start-up and calibration included)"
     )
 
+    greeks = bench_greeks()
+    print(f"--greeks on the workshop portfolio, {greeks['paths']:,} paths: {greeks['seconds']:.2f} s vs "
+          f"{greeks['referenceSeconds']:.2f} s for the PV alone: {greeks['ratio']:.2f}x (pricing alone "
+          f"{greeks['pricingRatio']:.2f}x; target 3x)")  # fmt: skip
+
     print("reference (the workshop's way, one position: strike 3550, barrier 0.95, 10,000 paths) ...", flush=True)
     ref = price_position_workshop_way(1e7, 3550.0, 0.95, paths=10_000)
     ref_pct = 100 * ref.stderr / 1e7
@@ -185,6 +191,7 @@ def main() -> None:
         "collate": collate,
         "stitchDownloads": stitch,
         "scale": scale,
+        "greeks": greeks,
     }
     (ROOT / "bench" / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     print("\nwritten to bench/results.json")

@@ -17,10 +17,11 @@ def preprocess(
     positions_per_job: int | None = None,
     paths: int | None = None,
     seed: int | None = None,
+    risk: mc.RiskOptions | None = None,
 ) -> tuple[mc.Plan, list[mc.ResolvedPosition]]:
     """The plan (its hash from the positions' text joined in memory; no storage offsets) and every resolved
     position."""
-    builder = mc.PlanBuilder(portfolio, job_name, positions_per_job, paths, seed)
+    builder = mc.PlanBuilder(portfolio, job_name, positions_per_job, paths, seed, risk)
     positions = list(builder.positions())
     body = builder.plan()
     digest = mc.plan_hash(body, "".join(mc.position_line(p) for p in positions).encode())

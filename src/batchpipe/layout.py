@@ -29,6 +29,7 @@ class RunLayout:
     shards = "shards"
     results = "results.json"  # Monte Carlo: the collated result, every position
     results_csv = "results.csv"
+    scenarios_csv = "scenarios.csv"  # Monte Carlo with scenarios: one row per position and scenario
     summary = "summary.json"  # Monte Carlo: results.json without its positions
     render_result = "render.json"
     frames = "frames"

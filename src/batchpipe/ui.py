@@ -173,6 +173,55 @@ def montecarlo_tables(doc: Doc, console: Console, where: Any = None) -> None:
     console.print(f"Heston {heston}{fit}")
     for warning in model.get("calibrationWarnings") or []:
         console.print(f"[yellow]calibration warning:[/] {warning}")
+    if doc.get("totalGreeks") is not None:
+        greeks_table(doc, console)
+    if doc.get("scenarios") is not None:
+        scenarios_table(doc["scenarios"], console)
+
+
+GREEK_UNITS = {"delta": "per unit of spot", "gamma": "per unit of spot²", "vega": "per vol point", "rho": "per bp"}
+
+
+def _figure(value: float | None, stderr: float | None) -> str:
+    if value is None:
+        return ""
+    shown = f"{value:,.2f}" if abs(value) >= 1 else f"{value:.4g}"
+    return shown if stderr is None else f"{shown} ± {stderr:,.2g}" if abs(stderr) < 1 else f"{shown} ± {stderr:,.0f}"
+
+
+def greeks_table(doc: Doc, console: Console) -> None:
+    """The portfolio's greeks and each strike's, with their standard errors."""
+    names = list(GREEK_UNITS)
+    rows = [["total", *(_figure(doc["totalGreeks"][g], doc["totalGreeksStderr"][g]) for g in names)]]
+    stderrs = doc.get("greeksByStrikeStderr") or {}
+    for strike, greeks in (doc.get("greeksByStrike") or {}).items():
+        errors = stderrs.get(strike) or {}
+        rows.append([strike, *(_figure(greeks[g], errors.get(g)) for g in names)])
+    columns = ["book", *names]
+    title = "Greeks: " + ", ".join(f"{g} {unit}" for g, unit in GREEK_UNITS.items())
+    table = fitted_table(title, columns, rows, console.width, set(columns), set(columns))
+    console.print(table, crop=False)
+
+
+def scenarios_table(ladder: Doc, console: Console) -> None:
+    """The portfolio's PV in each scenario: spot shifts down, vol shifts across."""
+    vols = ladder["volShifts"]
+    totals = ladder.get("totalPv")
+    largest = max((abs(x) for row in totals or [] for x in row), default=0.0)
+    millions = largest >= 1e7  # a compact grid: the book's PV in millions
+    unit = " in millions" if millions else ""
+
+    def cell(x: float) -> str:
+        return f"{x / 1e6:,.2f}" if millions else _money(x)
+
+    columns = ["spot \\ vol", *(f"{v:+g}" for v in vols)]
+    rows = [
+        [f"{100 * s:+g}%", *(cell(totals[i][j]) if totals else "" for j in range(len(vols)))]
+        for i, s in enumerate(ladder["spotShifts"])
+    ]
+    table = fitted_table(f"Scenarios: portfolio PV{unit} (spot shift, vol shift in vol points)", columns, rows,
+                         console.width, set(columns), set(columns))  # fmt: skip
+    console.print(table, crop=False)
 
 
 def render_summary(doc: Doc, console: Console, out_dir: Any = None) -> None:

@@ -380,3 +380,37 @@ def test_paths_and_seed_travel_in_the_uploaded_portfolio(aws: None, tmp_path: Pa
     )
     assert uploaded["simulation"] == {"paths": 5000, "seed": 3}
     assert uploaded["positions"] == json.loads(EXAMPLE.read_text())["positions"]
+
+
+def test_greeks_and_scenarios_travel_in_the_uploaded_portfolio(aws: None, tmp_path: Path) -> None:
+    assert cli("deploy", "--no-build").exit_code == 0
+    given_pushed(*latest_images())
+    bucket = outputs()["BucketName"]
+    result = cli("run", "montecarlo", str(EXAMPLE), "--no-wait", "--job-name", "risk", "--greeks", "--vol-bump",
+                 "0.02", "--scenarios", "spot=-10%:10%:10%", "--paths", "2048")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    uploaded = json.loads(
+        boto3.client("s3").get_object(Bucket=bucket, Key="runs/risk/input/portfolio.json")["Body"].read()
+    )
+    assert uploaded["greeks"] == {"spotBump": 0.01, "volBump": 0.02, "rateBump": 0.0001}
+    assert uploaded["scenarios"] == {"spot": [-0.1, 0.0, 0.1], "vol": [0.0]}
+    assert uploaded["simulation"] == {"paths": 2048}
+    assert uploaded["positions"] == json.loads(EXAMPLE.read_text())["positions"]
+    # the pricer's stages over S3 read them from there, and the run's files include the ladder's
+    run_uri = f"s3://{bucket}/runs/risk"
+    pricer.main(["preprocess", "--input", f"{run_uri}/input/portfolio.json", "--output", run_uri, "--job-name",
+                 "risk", "--positions-per-job", "24"])  # fmt: skip
+    for shard in range(2):
+        pricer.main(["price", "--output", run_uri, "--shard", str(shard)])
+    pricer.main(["collate", "--output", run_uri])
+    got = cli("results", "risk", "--download", str(tmp_path / "dl"), "--json")
+    assert got.exit_code == 0, got.output
+    doc = json.loads(got.stdout)
+    assert doc["totalGreeks"]["vega"] < 0 and len(doc["scenarios"]["totalPv"]) == 3
+    assert sorted(p.name for p in (tmp_path / "dl").iterdir()) == ["results.csv", "results.json", "scenarios.csv"]
+    assert len((tmp_path / "dl" / "scenarios.csv").read_text().splitlines()) == 1 + 48 * 3
+    refused = cli("run", "montecarlo", str(EXAMPLE), "--no-wait", "--job-name", "risk2", "--greeks", "--vol-bump",
+                  "0.5")  # fmt: skip
+    assert refused.exit_code == 2 and "--vol-bump 0.5: sqrt(v0)" in refused.stderr  # checked before any upload
+    listed = boto3.client("s3").list_objects_v2(Bucket=bucket, Prefix="runs/risk2/")
+    assert listed.get("KeyCount", 0) == 0

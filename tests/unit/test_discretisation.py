@@ -98,6 +98,21 @@ class CoupledNormals:
         """Like paths.simulate_qe_blocks, on these normals."""
         return simulate_qe_antithetic(p, spot, rate, dividend, grid, self.chunk(seed, blocks, grid.steps, half))
 
+    def simulate_blocks_many(
+        self,
+        params: list[HestonParams],
+        spot: float,
+        rate: float,
+        dividend: float,
+        grid: TimeGrid,
+        seed: int,
+        blocks: range,
+        half: int,
+    ) -> list[np.ndarray]:
+        """Like paths.simulate_qe_blocks_many, on these normals."""
+        normals = self.chunk(seed, blocks, grid.steps, half)
+        return [simulate_qe_antithetic(p, spot, rate, dividend, grid, normals) for p in params]
+
 
 def run(steps_per_year: int) -> tuple[dict[str, Any], list[list[float]]]:
     # one position per shard: each shard's block totals are its position's block means
@@ -121,7 +136,8 @@ def test_doubling_steps_per_year_moves_pvs_by_less_than_one_standard_error(
     kappa = WORKSHOP_HESTON["kappa"]
     coupled = CoupledNormals([build_grid(obs, s, kappa=kappa) for s in (DEFAULT_STEPS, 2 * DEFAULT_STEPS)])
     generators = {"block_normals": coupled.block, "chunk_normals": coupled.chunk,
-                  "simulate_qe_blocks": coupled.simulate_blocks}  # fmt: skip
+                  "simulate_qe_blocks": coupled.simulate_blocks,
+                  "simulate_qe_blocks_many": coupled.simulate_blocks_many}  # fmt: skip
     patched = [name for name in generators if hasattr(price, name)]
     assert patched, "the pipeline's normal generator moved: update CoupledNormals"
     for name in patched:

@@ -44,7 +44,7 @@ def test_the_lambda_reads_the_montecarlo_summary_the_layout_names(monkeypatch: p
 def test_the_catalog_and_the_run_directory_name_the_layouts_files() -> None:
     mc, render = catalog.pipeline("montecarlo"), catalog.pipeline("render")
     assert (mc.result_file, mc.status_file) == (RunLayout.results, RunLayout.summary)
-    assert mc.downloads == (RunLayout.results, RunLayout.results_csv)
+    assert mc.downloads == (RunLayout.results, RunLayout.results_csv, RunLayout.scenarios_csv)
     assert (render.result_file, render.status_file) == (RunLayout.render_result, RunLayout.render_result)
     assert render.downloads == (RunLayout.render_result, RunLayout.video)
     staged = {RunLayout.plan, RunLayout.positions, RunLayout.results, RunLayout.results_csv, RunLayout.summary,

@@ -155,8 +155,10 @@ def run_montecarlo(
     fresh: bool = False,
     force: bool = False,
     max_calibration_rmse: float | None = None,
+    risk: mc.RiskOptions | None = None,
 ) -> RunSummary:
-    """Preprocess, price every shard, collate; write the plan, shard results, results.json and results.csv.
+    """Preprocess, price every shard, collate; write the plan, shard results, results.json and results.csv (and
+    scenarios.csv with scenarios); `risk`: the command line's greeks and scenarios, over the file's.
 
     The output directory is claimed first (`batchpipe.rundir`): a new or empty directory, or an earlier run of the
     same job, never another non-empty one unless `force`, and one run at a time. A re-run of the same job resumes:
@@ -165,7 +167,8 @@ def run_montecarlo(
     the files).
     """
     progress.stage("preprocess", f"{job_name}: calibrating and planning")
-    builder = mc.PlanBuilder(portfolio, job_name, positions_per_job=positions_per_job, paths=paths, seed=seed)
+    builder = mc.PlanBuilder(portfolio, job_name, positions_per_job=positions_per_job, paths=paths, seed=seed,
+                             risk=risk)  # fmt: skip
     mc.calibration_gate(builder, max_calibration_rmse, progress.warn)  # before anything is written
     with rundir.claim(Path(output_dir), "montecarlo", job_name, force=force, input_name=portfolio.source,
                       warn=progress.warn) as run:  # fmt: skip
@@ -231,6 +234,8 @@ def _price(builder: mc.PlanBuilder, job_name: str, output_dir: str, progress: Pr
             f"run the same command with --job-name {job_name} to resume",
         ) from None
     progress.stage("collate", "Collating")
+    if resumable and plan.scenarios is None:  # an earlier run of this job's ladder is not this plan's
+        (Path(output_dir) / layout.scenarios_csv).unlink(missing_ok=True)
     return streaming.collate(layout, plan)
 
 

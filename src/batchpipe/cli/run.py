@@ -116,6 +116,27 @@ def common_options(what: str) -> Callable[[F], F]:
     metavar="VOLPOINTS",
     help="Refuse to price (exit 2) when the calibration's implied-vol RMSE is above this many vol points.",
 )
+@click.option(
+    "--greeks",
+    is_flag=True,
+    help="Also price every position's delta, gamma, vega and rho on the same paths (see the README).",
+)
+@click.option(
+    "--spot-bump",
+    type=float,
+    metavar="FRACTION",
+    help="With --greeks: the relative spot bump of delta and gamma (default 0.01).",
+)
+@click.option(
+    "--vol-bump",
+    type=float,
+    metavar="VOL",
+    help="With --greeks: vega's bump of sqrt(v0) and sqrt(theta) (default 0.01, one vol point).",
+)
+@click.option("--rate-bump", type=float, metavar="RATE", help="With --greeks: rho's rate bump (default 0.0001).")
+@click.option("--scenarios", "scenarios", metavar="LADDER",
+              help='Also price every position in each shocked market of a ladder, e.g. '
+              '"spot=-30%:30%:5%,vol=-5:5:1" (spot shifts times vol shifts, in vol points).')  # fmt: skip
 @click.option("--fresh", is_flag=True, help="Price every shard again instead of resuming a run of the same job.")
 @click.option("--resume", "resume", metavar="RUN", help="On AWS: price only what RUN is missing, over its output.")
 def montecarlo(
@@ -132,28 +153,37 @@ def montecarlo(
     as_json: bool,
     target: Target,
     no_wait: bool,
+    greeks: bool,
+    spot_bump: float | None,
+    vol_bump: float | None,
+    rate_bump: float | None,
+    scenarios: str | None,
     fresh: bool,
     resume: str | None,
 ) -> None:
     """Price a portfolio of autocallable notes: calibrate, price shards in parallel, collate.
 
-    Writes results.json and results.csv to --output (default ./batchpipe-runs/JOB_NAME/), which must be new,
-    empty, or an earlier run of the same job (resumed); one run at a time per directory.
+    Writes results.json and results.csv (with --scenarios, scenarios.csv) to --output (default
+    ./batchpipe-runs/JOB_NAME/), which must be new, empty, or an earlier run of the same job (resumed); one run at a
+    time per directory.
     Exit code 0 when every position priced, 1 when some failed, 2 for bad input.
 
     \b
     Example:
       batchpipe run montecarlo examples/portfolio.json --local --paths 200000
+      batchpipe run montecarlo examples/portfolio.json --local --greeks --scenarios "spot=-30%:30%:5%,vol=-5:5:1"
     """
     from rich.console import Console
 
     from batchpipe.backends import aws, local
-    from batchpipe.pipelines.montecarlo import PlanBuilder, calibration_gate
+    from batchpipe.pipelines.montecarlo import PlanBuilder, RiskOptions, calibration_gate, risk_request
     from batchpipe.pipelines.portfolio import load_portfolio, with_simulation_overrides
     from batchpipe.ui import RichProgress
 
     _check_resume_options(local_run, fresh, resume, "positions_per_job")
     doc_in = load_portfolio(portfolio)
+    risk = RiskOptions(greeks, spot_bump, vol_bump, rate_bump, scenarios)
+    request = risk_request(doc_in, risk)  # the options' own checks (the model's come with the plan)
     name = _job_name(job_name, doc_in.name)
     stderr = Console(stderr=True)
     with RichProgress(stderr) as progress:
@@ -161,15 +191,17 @@ def montecarlo(
             summary = local.run_montecarlo(doc_in, job_name=name, output_dir=str(output or DEFAULT_ROOT / name),
                                            progress=progress, positions_per_job=positions_per_job, paths=paths,
                                            seed=seed, workers=workers, fresh=fresh, force=force,
-                                           max_calibration_rmse=max_calibration_rmse)  # fmt: skip
+                                           max_calibration_rmse=max_calibration_rmse, risk=risk)  # fmt: skip
         else:
             # what the AWS preprocess will do, here first: input it cannot price (a surface that cannot be fitted)
-            # never reaches S3; the AWS stages read --paths / --seed from the uploaded file
-            calibration_gate(PlanBuilder(doc_in, name, positions_per_job, paths, seed), max_calibration_rmse,
+            # never reaches S3; the AWS stages read --paths / --seed, the greeks and scenarios from the uploaded file
+            calibration_gate(PlanBuilder(doc_in, name, positions_per_job, paths, seed, risk), max_calibration_rmse,
                              progress.warn)  # fmt: skip
+            given = risk != RiskOptions()  # the options, written into the file's "greeks" and "scenarios" blocks
+            upload = with_simulation_overrides(portfolio, paths, seed, request.greeks if given else None,
+                                               request.scenarios if given else None)  # fmt: skip
             summary = aws.run_montecarlo(portfolio, job_name=name, target=target, progress=progress,
-                                         positions_per_job=positions_per_job,
-                                         upload=with_simulation_overrides(portfolio, paths, seed), resume=resume,
+                                         positions_per_job=positions_per_job, upload=upload, resume=resume,
                                          wait=not no_wait)  # fmt: skip
     show_summary(summary, as_json)
 

@@ -8,7 +8,9 @@
 preprocess writes OUTPUT/positions.jsonl and OUTPUT/plan.json and prints {"shards": N, "planUri": ...}; price writes
 OUTPUT/shards/shard-NNNNN.json, pricing the shard's chunks on as many processes as the job has vCPUs
 ($BATCHPIPE_VCPUS, the cgroup's CPU quota, the CPUs it may run on); collate writes OUTPUT/results.json and
-OUTPUT/results.csv and prints the status.
+OUTPUT/results.csv (and OUTPUT/scenarios.csv for a ladder) and prints the status. The greeks and scenarios a run
+prices are the portfolio file's "greeks" and "scenarios" blocks (where the CLI writes its options), recorded in the
+plan.
 Exit codes: 0 done (collate: also PARTIAL, which the results document reports), 1 failure, 2 bad input.
 """
 

@@ -12,6 +12,7 @@ from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -19,6 +20,7 @@ from pydantic import (
     AfterValidator,
     AliasChoices,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -143,6 +145,114 @@ class Position(_Model):
         return v
 
 
+MAX_SCENARIOS = 1_000  # spot shifts times vol shifts: each is a PV of every position per block in a shard result
+
+
+class GreeksSection(_Model):
+    """The "greeks" block: price delta, gamma, vega and rho with these bumps (`batchpipe.pricing.greeks`)."""
+
+    spot_bump: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)] = Field(0.01, alias="spotBump")
+    vol_bump: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = Field(0.01, alias="volBump")
+    rate_bump: Annotated[float, Field(gt=0, le=0.1, allow_inf_nan=False)] = Field(0.0001, alias="rateBump")
+
+
+def _number(text: str, percent: bool) -> Decimal:
+    """One number of a ladder; with `percent`, "5%" is 0.05 (a bare number is a fraction)."""
+    t = text.strip()
+    scale = Decimal(1)
+    if t.endswith("%"):
+        if not percent:
+            raise ValueError(f"{text.strip()!r}: vol shifts are in vol points, without %")
+        t, scale = t[:-1].strip(), Decimal("0.01")
+    try:
+        value = Decimal(t)
+    except InvalidOperation:
+        raise ValueError(f"{text.strip()!r} is not a number") from None
+    if not value.is_finite():
+        raise ValueError(f"{text.strip()!r} is not a finite number")
+    return value * scale
+
+
+def parse_ladder(text: str, percent: bool) -> list[float]:
+    """A ladder "START:STOP:STEP" (both ends included) or one value: spot shifts with `percent` ("-30%:30%:5%",
+    or fractions "-0.3:0.3:0.05"), vol shifts in vol points ("-5:5:1")."""
+    parts = text.split(":")
+    if len(parts) == 1:
+        return [float(_number(parts[0], percent))]
+    if len(parts) != 3:
+        raise ValueError(f"{text!r}: use START:STOP:STEP or one value")
+    start, stop, step = (_number(x, percent) for x in parts)
+    if step <= 0:
+        raise ValueError(f"{text!r}: the step must be positive")
+    if stop < start:
+        raise ValueError(f"{text!r}: STOP is below START")
+    count = (stop - start) / step
+    if count != count.to_integral_value():
+        raise ValueError(f"{text!r}: STOP - START is not a whole number of steps")
+    if count >= MAX_SCENARIOS:
+        raise ValueError(f"{text!r}: more than {MAX_SCENARIOS:,} shifts")
+    return [float(start + i * step) for i in range(int(count) + 1)]
+
+
+def _ladder(percent: bool) -> Any:
+    def check(value: object) -> object:
+        if isinstance(value, str):
+            return parse_ladder(value, percent)
+        return value
+
+    return check
+
+
+def _increasing(values: list[float]) -> list[float]:
+    if not values:
+        raise ValueError("give at least one shift")
+    if sorted(set(values)) != values:
+        raise ValueError("shifts must be strictly increasing")
+    return values
+
+
+class ScenariosSection(_Model):
+    """The "scenarios" block: every spot shift (fractions of the spot, or "-30%:30%:5%") with every vol shift (vol
+    points, added to sqrt(v0) and sqrt(theta) as hundredths, or "-5:5:1"); an axis left out is the unshifted market."""
+
+    spot: Annotated[
+        list[Annotated[float, Field(gt=-1, allow_inf_nan=False)]],
+        BeforeValidator(_ladder(percent=True)),
+        AfterValidator(_increasing),
+    ] = Field(default_factory=lambda: [0.0])
+    vol: Annotated[
+        list[Annotated[float, Field(allow_inf_nan=False)]],
+        BeforeValidator(_ladder(percent=False)),
+        AfterValidator(_increasing),
+    ] = Field(default_factory=lambda: [0.0])
+
+    @model_validator(mode="after")
+    def _size(self) -> ScenariosSection:
+        if len(self.spot) * len(self.vol) > MAX_SCENARIOS:
+            raise ValueError(
+                f"scenarios: {len(self.spot)} spot shifts x {len(self.vol)} vol shifts is more than "
+                f"{MAX_SCENARIOS:,} scenarios"
+            )
+        return self
+
+
+def parse_scenarios_option(text: str) -> ScenariosSection:
+    """--scenarios "spot=-30%:30%:5%,vol=-5:5:1" (either part may be left out); ValueError saying what is wrong."""
+    given: dict[str, list[float]] = {}
+    for item in text.split(","):
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or key not in ("spot", "vol"):
+            raise ValueError(f"{item.strip()!r}: use spot=START:STOP:STEP and/or vol=START:STOP:STEP")
+        if key in given:
+            raise ValueError(f"{key} is given twice")
+        given[key] = parse_ladder(value, percent=key == "spot")
+    try:
+        return ScenariosSection.model_validate(given)
+    except ValidationError as exc:
+        raise ValueError(_describe(dict(exc.errors(include_url=False)[0]))) from None
+
+
 class Settings(_Model):
     """Every top-level block of a portfolio file except its positions."""
 
@@ -151,6 +261,8 @@ class Settings(_Model):
     market: Market = Field(default_factory=lambda: Market.model_validate({}))
     product: Product = Field(default_factory=lambda: Product.model_validate({}))
     simulation: Simulation = Field(default_factory=lambda: Simulation.model_validate({}))
+    greeks: GreeksSection | None = None  # present: every position's greeks are priced
+    scenarios: ScenariosSection | None = None
 
     @model_validator(mode="after")
     def _expiries_after_valuation(self) -> Settings:
@@ -425,9 +537,17 @@ def load_portfolio(path: str | Path) -> Portfolio:
     return parse_portfolio(text, str(p))
 
 
-def with_simulation_overrides(path: Path, paths: int | None, seed: int | None) -> bytes | None:
-    """The portfolio file's bytes with --paths / --seed written into its simulation block (None: no override)."""
-    if paths is None and seed is None:
+def with_simulation_overrides(
+    path: Path,
+    paths: int | None,
+    seed: int | None,
+    greeks: GreeksSection | None = None,
+    scenarios: ScenariosSection | None = None,
+) -> bytes | None:
+    """The portfolio file's bytes with --paths / --seed written into its simulation block, and the run's greeks and
+    scenarios (the file's, with the command line's options over them) as its "greeks" and "scenarios" blocks
+    (None: no override)."""
+    if paths is None and seed is None and greeks is None and scenarios is None:
         return None
     raw = json.loads(path.read_text(encoding="utf-8"))
     simulation = dict(raw.get("simulation") or {})
@@ -435,7 +555,12 @@ def with_simulation_overrides(path: Path, paths: int | None, seed: int | None) -
         simulation["paths"] = paths
     if seed is not None:
         simulation["seed"] = seed
-    raw["simulation"] = simulation
+    if simulation or "simulation" in raw:
+        raw["simulation"] = simulation
+    if greeks is not None:
+        raw["greeks"] = greeks.model_dump(by_alias=True)
+    if scenarios is not None:
+        raw["scenarios"] = scenarios.model_dump(by_alias=True)
     text = json.dumps(raw, indent=2)
     parse_portfolio(text, str(path))  # still valid
     return text.encode()

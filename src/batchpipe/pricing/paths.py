@@ -12,7 +12,7 @@ the same however blocks are grouped into work items, which is what makes results
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -126,19 +126,7 @@ def simulate_qe_blocks(
     drawn STEP_SLAB steps at a time from each block's stream (a generator fills an array in order, so consecutive
     slabs are the numbers one draw of every step gives). A fine grid (fast mean reversion: 22,733 steps for a
     7-year note at kappa 400) would otherwise hold gigabytes of normals per chunk."""
-    nb, steps = len(blocks), grid.steps
-    streams = [block_stream(seed, b) for b in blocks]
-    slab = np.empty((nb, min(STEP_SLAB, steps), 2, half))
-
-    def normals_at(k: int) -> FloatArray:
-        j = k % STEP_SLAB
-        if j == 0:
-            n = min(STEP_SLAB, steps - k)
-            for i, stream in enumerate(streams):
-                stream.standard_normal(out=slab[i, :n])
-        return slab[:, j]
-
-    return _simulate(p, spot, rate, dividend, grid, 2 * nb * half, _antithetic_steps(nb, half, normals_at))
+    return simulate_qe_blocks_many([p], spot, rate, dividend, grid, seed, blocks, half)[0]
 
 
 def simulate_qe(
@@ -197,16 +185,52 @@ def _simulate(
     n: int,
     step_normals: Callable[[int], tuple[FloatArray, FloatArray]],
 ) -> FloatArray:
-    steps = grid.steps
-    kappa, theta, sigma, rho = p.kappa, p.theta, p.sigma, p.rho
-    log_s = np.full(n, math.log(spot))
-    v = np.full(n, p.v0)
-    out = np.empty((n, grid.observed.size))
-    observed = {int(k): j for j, k in enumerate(grid.observed)}
-    drift_rate = rate - dividend
-    plain_k0_factor = -rho * kappa * theta / sigma
-    for k in range(steps):
-        dt = float(grid.times[k + 1] - grid.times[k])
+    return _simulate_many([p], spot, rate, dividend, grid, n, step_normals)[0]
+
+
+def simulate_qe_blocks_many(
+    params: Sequence[HestonParams],
+    spot: float,
+    rate: float,
+    dividend: float,
+    grid: TimeGrid,
+    seed: int,
+    blocks: range,
+    half: int,
+) -> list[FloatArray]:
+    """`simulate_qe_blocks` for several parameter sets on the same random numbers, drawn once: each output is
+    bit for bit what `simulate_qe_blocks` gives for its parameters (the scheme consumes one variance and one price
+    normal per step and path whatever the parameters), which is what makes a vol bump a common-random-numbers
+    difference."""
+    nb, steps = len(blocks), grid.steps
+    streams = [block_stream(seed, b) for b in blocks]
+    slab = np.empty((nb, min(STEP_SLAB, steps), 2, half))
+
+    def normals_at(k: int) -> FloatArray:
+        j = k % STEP_SLAB
+        if j == 0:
+            m = min(STEP_SLAB, steps - k)
+            for i, stream in enumerate(streams):
+                stream.standard_normal(out=slab[i, :m])
+        return slab[:, j]
+
+    return _simulate_many(params, spot, rate, dividend, grid, 2 * nb * half, _antithetic_steps(nb, half, normals_at))
+
+
+class _QEChain:
+    """One parameter set's state along the grid: log S and v over the paths, and the spots at the observations."""
+
+    def __init__(self, p: HestonParams, spot: float, n: int, observations: int) -> None:
+        self.p = p
+        self.log_s = np.full(n, math.log(spot))
+        self.v = np.full(n, p.v0)
+        self.out = np.empty((n, observations))
+
+    def step(self, dt: float, drift_rate: float, zv: FloatArray, zx: FloatArray) -> None:
+        p = self.p
+        kappa, theta, sigma, rho = p.kappa, p.theta, p.sigma, p.rho
+        v = self.v
+        plain_k0_factor = -rho * kappa * theta / sigma
         ekd = math.exp(-kappa * dt)
         c1 = sigma * sigma * ekd * (1.0 - ekd) / kappa
         c2 = theta * sigma * sigma * (1.0 - ekd) ** 2 / (2.0 * kappa)
@@ -215,7 +239,6 @@ def _simulate(
         k3 = 0.5 * dt * (1.0 - rho * rho)
         k4 = k3
         big_a = k2 + 0.5 * k4
-        zv, zx = step_normals(k)
 
         m = theta + (v - theta) * ekd
         psi = (v * c1 + c2) / (m * m)
@@ -240,9 +263,28 @@ def _simulate(
             bad = ~np.isfinite(k0)
             if bad.any():
                 k0[bad] = plain_k0_factor * dt
-        log_s += drift_rate * dt + k0 + k1 * v + k2 * v_new + np.sqrt(k3 * v + k4 * v_new) * zx
-        v = v_new
+        self.log_s += drift_rate * dt + k0 + k1 * v + k2 * v_new + np.sqrt(k3 * v + k4 * v_new) * zx
+        self.v = v_new
+
+
+def _simulate_many(
+    params: Sequence[HestonParams],
+    spot: float,
+    rate: float,
+    dividend: float,
+    grid: TimeGrid,
+    n: int,
+    step_normals: Callable[[int], tuple[FloatArray, FloatArray]],
+) -> list[FloatArray]:
+    chains = [_QEChain(p, spot, n, grid.observed.size) for p in params]
+    observed = {int(k): j for j, k in enumerate(grid.observed)}
+    drift_rate = rate - dividend
+    for k in range(grid.steps):
+        dt = float(grid.times[k + 1] - grid.times[k])
+        zv, zx = step_normals(k)
         j = observed.get(k + 1)
-        if j is not None:
-            out[:, j] = np.exp(log_s)
-    return out
+        for chain in chains:
+            chain.step(dt, drift_rate, zv, zx)
+            if j is not None:
+                chain.out[:, j] = np.exp(chain.log_s)
+    return [chain.out for chain in chains]

@@ -29,10 +29,13 @@ from batchpipe.pipelines.montecarlo.plan import (
     MAX_BLOCKS,
     PLAN_VERSION,
     PlanBuilder,
+    RiskOptions,
+    RiskRequest,
     SamplingLayout,
     calibration_gate,
     plan_hash,
     position_line,
+    risk_request,
     shard_range,
 )
 from batchpipe.pipelines.montecarlo.price import (
@@ -69,6 +72,8 @@ __all__ = [
     "ResultRow",
     "ResultSummary",
     "Results",
+    "RiskOptions",
+    "RiskRequest",
     "SamplingLayout",
     "ShardResult",
     "calibration_gate",
@@ -80,6 +85,7 @@ __all__ = [
     "position_line",
     "price_chunk",
     "price_shard",
+    "risk_request",
     "shard_range",
     "shard_result",
 ]

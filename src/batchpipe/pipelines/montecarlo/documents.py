@@ -4,7 +4,7 @@ is the summary and every `ResultRow`)."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from batchpipe.documents import Document, ShardDocument
 from batchpipe.pricing.heston import HestonParams
@@ -59,8 +59,51 @@ class Sampling(SimulationInfo):
         return SimulationInfo.model_validate(self.model_dump(include=set(SimulationInfo.model_fields)))
 
 
+class GreekBumps(Document):
+    """What `--greeks` prices (`batchpipe.pricing.greeks`): the relative spot bump, the vol bump (added to sqrt(v0)
+    and sqrt(theta)) and the rate bump."""
+
+    spot_bump: float
+    vol_bump: float
+    rate_bump: float
+
+
+class ScenarioGrid(Document):
+    """A ladder of market shocks: every spot shift (a fraction of the spot) with every vol shift (vol points)."""
+
+    spot_shifts: list[float]
+    vol_shifts: list[float]
+
+    @property
+    def count(self) -> int:
+        return len(self.spot_shifts) * len(self.vol_shifts)
+
+
+class Greeks(Document):
+    """Delta per unit of spot, gamma per unit of spot squared, vega per vol point, rho per basis point (or their
+    standard errors; None where a single sample cannot give one)."""
+
+    delta: float | None
+    gamma: float | None
+    vega: float | None
+    rho: float | None
+
+
+class ScenarioResults(Document):
+    """The ladder's portfolio PVs: `totalPv[i][j]` at spot shift i and vol shift j, with its standard error, and
+    the same sums by strike (each position's PVs are in scenarios.csv)."""
+
+    spot_shifts: list[float]
+    vol_shifts: list[float]
+    total_pv: list[list[float]] | None
+    total_stderr: list[list[float]] | None
+    by_strike: dict[str, list[list[float]]]
+
+
 class PlanBody(Document):
     """A plan before its positions are stored: everything but where each shard's lines start and the hash."""
+
+    omitted_when_none: ClassVar[frozenset[str]] = frozenset({"greeks", "scenarios"})
 
     version: int
     pipeline: Literal["montecarlo"]
@@ -76,6 +119,8 @@ class PlanBody(Document):
     shards: int
     observation_dates: list[str]  # every priced position's dates, sorted: the simulated grid's observations
     observation_times: list[float]
+    greeks: GreekBumps | None = None  # --greeks: every shard prices them
+    scenarios: ScenarioGrid | None = None  # --scenarios
 
 
 class Plan(PlanBody):
@@ -103,19 +148,36 @@ class ResolvedPosition(Document):
 
 
 class PositionResult(Document):
+    omitted_when_none: ClassVar[frozenset[str]] = frozenset({"greeks", "greeks_stderr", "scenario_pvs"})
+
     index: int
     pv: float | None
     stderr: float | None
     error: str | None
+    greeks: Greeks | None = None
+    greeks_stderr: Greeks | None = None
+    scenario_pvs: list[float] | None = None  # spot shift by spot shift, each with every vol shift
+
+
+Parts = list[list[float]]  # per block, floats whose exact sum is a total of the block means
 
 
 class ShardResult(ShardDocument):
+    omitted_when_none: ClassVar[frozenset[str]] = frozenset(
+        {"greek_block_totals", "greek_strike_block_totals", "scenario_block_totals"}
+    )
+
     positions: list[PositionResult]
-    block_totals: list[list[float]] | None  # per block, floats whose exact sum is the shard's total of its means
+    block_totals: Parts | None  # per block, floats whose exact sum is the shard's total of its means
+    greek_block_totals: dict[str, Parts] | None = None  # per greek
+    greek_strike_block_totals: dict[str, dict[str, Parts]] | None = None  # per strike, per greek
+    scenario_block_totals: list[Parts] | None = None  # per scenario, in the order of scenarioPvs
 
 
 class ResultRow(Document):
     """A position's row of results.json and results.csv (`collate.RESULT_FIELDS`)."""
+
+    omitted_when_none: ClassVar[frozenset[str]] = frozenset({"greeks", "greeks_stderr"})
 
     index: int
     id: str | None
@@ -125,10 +187,16 @@ class ResultRow(Document):
     pv: float | None
     stderr: float | None
     error: str | None
+    greeks: Greeks | None = None
+    greeks_stderr: Greeks | None = None
 
 
 class ResultSummary(Document):
     """summary.json: the collated results without their rows."""
+
+    omitted_when_none: ClassVar[frozenset[str]] = frozenset(
+        {"greeks_by_strike", "greeks_by_strike_stderr", "total_greeks", "total_greeks_stderr", "scenarios"}
+    )
 
     job_name: str
     status: Literal["SUCCEEDED", "PARTIAL", "FAILED"]
@@ -138,6 +206,11 @@ class ResultSummary(Document):
     aggregation: dict[str, float]  # PV by strike
     total_pv: float | None
     total_stderr: float | None
+    greeks_by_strike: dict[str, Greeks] | None = None
+    greeks_by_strike_stderr: dict[str, Greeks] | None = None
+    total_greeks: Greeks | None = None
+    total_greeks_stderr: Greeks | None = None
+    scenarios: ScenarioResults | None = None
     model: ModelInfo
     simulation: SimulationInfo
 

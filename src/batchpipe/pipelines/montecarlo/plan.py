@@ -16,9 +16,11 @@ from dataclasses import dataclass
 from datetime import date
 
 import numpy as np
+from pydantic import ValidationError
 
 from batchpipe.errors import InputError
 from batchpipe.pipelines.montecarlo.documents import (
+    GreekBumps,
     HestonTerms,
     MarketTerms,
     ModelInfo,
@@ -26,10 +28,18 @@ from batchpipe.pipelines.montecarlo.documents import (
     PlanBody,
     ResolvedPosition,
     Sampling,
+    ScenarioGrid,
 )
-from batchpipe.pipelines.portfolio import Portfolio, Position
+from batchpipe.pipelines.portfolio import (
+    GreeksSection,
+    Portfolio,
+    Position,
+    ScenariosSection,
+    parse_scenarios_option,
+)
 from batchpipe.pricing.calendar import annual_schedule, year_fraction
 from batchpipe.pricing.calibration import UnfittableSurface, VolQuotes, calibrate
+from batchpipe.pricing.greeks import VOL_POINT, rate_shift_problem, vol_shift_problem
 from batchpipe.pricing.heston import HestonParams
 from batchpipe.pricing.paths import steps_per_year_needed
 
@@ -71,6 +81,87 @@ class SamplingLayout:
     @classmethod
     def of(cls, sampling: Sampling) -> SamplingLayout:
         return cls(sampling.blocks, sampling.pairs_per_block, sampling.blocks_per_chunk)
+
+
+@dataclass(frozen=True)
+class RiskOptions:
+    """The command line's greeks and scenarios: `greeks` (--greeks), the bumps (--spot-bump, --vol-bump,
+    --rate-bump; None: the file's, else the defaults) and --scenarios' text (None: the file's, if any)."""
+
+    greeks: bool = False
+    spot_bump: float | None = None
+    vol_bump: float | None = None
+    rate_bump: float | None = None
+    scenarios: str | None = None
+
+
+@dataclass(frozen=True)
+class RiskRequest:
+    """A run's greeks and scenarios, the file's with the command line's over them, and what to call each setting
+    in an error: the option ("--vol-bump") or the file's field ("FILE: greeks.volBump")."""
+
+    greeks: GreeksSection | None
+    scenarios: ScenariosSection | None
+    names: dict[str, str]
+
+
+_BUMP_OPTIONS = {"spot_bump": ("--spot-bump", "spotBump"), "vol_bump": ("--vol-bump", "volBump"),
+                 "rate_bump": ("--rate-bump", "rateBump")}  # fmt: skip
+
+
+def risk_request(portfolio: Portfolio, options: RiskOptions | None = None) -> RiskRequest:
+    """The run's greeks and scenarios (InputError, one line naming the option or field, for a bad value)."""
+    options = options or RiskOptions()
+    source = portfolio.source
+    file_greeks, file_scenarios = portfolio.settings.greeks, portfolio.settings.scenarios
+    given = {name: getattr(options, name) for name in _BUMP_OPTIONS if getattr(options, name) is not None}
+    names = {name: f"{source}: greeks.{field}" for name, (_, field) in _BUMP_OPTIONS.items()}
+    names |= {name: _BUMP_OPTIONS[name][0] for name in given}
+    greeks = file_greeks
+    if given and not (options.greeks or file_greeks is not None):
+        option = _BUMP_OPTIONS[next(iter(given))][0]
+        raise InputError(f'{option} applies with --greeks (or a "greeks" block in the portfolio file)')
+    if options.greeks or given:
+        base = file_greeks.model_dump() if file_greeks is not None else {}
+        try:
+            greeks = GreeksSection.model_validate(base | given)
+        except ValidationError as exc:
+            error = exc.errors(include_url=False)[0]
+            option = _BUMP_OPTIONS[str(error["loc"][0])][0]
+            raise InputError(f"{option} {error['input']!r}: {error['msg']}") from None
+    scenarios = file_scenarios
+    names["scenarios"] = f"{source}: scenarios.vol"
+    if options.scenarios is not None:
+        try:
+            scenarios = parse_scenarios_option(options.scenarios)
+        except ValueError as exc:
+            raise InputError(f"--scenarios {options.scenarios!r}: {exc}") from None
+        names["scenarios"] = "--scenarios"
+    return RiskRequest(greeks, scenarios, names)
+
+
+def _checked_risk(
+    request: RiskRequest, params: HestonParams, rate: float
+) -> tuple[GreekBumps | None, ScenarioGrid | None]:
+    """The plan's greeks and scenarios, refused (InputError naming the option or field) where the model cannot take
+    a bump: a square root of v0 or theta turned negative, a parameter or the rate outside the accepted domain."""
+    greeks = scenarios = None
+    names = request.names
+    if request.greeks is not None:
+        g = request.greeks
+        for shift in (g.vol_bump, -g.vol_bump):
+            if (problem := vol_shift_problem(params, shift)) is not None:
+                raise InputError(f"{names['vol_bump']} {g.vol_bump:g}: {problem}")
+        if (problem := rate_shift_problem(rate, g.rate_bump)) is not None:
+            raise InputError(f"{names['rate_bump']} {g.rate_bump:g}: {problem}")
+        greeks = GreekBumps(spot_bump=g.spot_bump, vol_bump=g.vol_bump, rate_bump=g.rate_bump)
+    if request.scenarios is not None:
+        sc = request.scenarios
+        for shift in sc.vol:
+            if (problem := vol_shift_problem(params, VOL_POINT * shift)) is not None:
+                raise InputError(f"{names['scenarios']}: vol shift {shift:g}: {problem}")
+        scenarios = ScenarioGrid(spot_shifts=list(sc.spot), vol_shifts=list(sc.vol))
+    return greeks, scenarios
 
 
 def _resolve_position(
@@ -131,6 +222,7 @@ class PlanBuilder:
         positions_per_job: int | None = None,
         paths: int | None = None,
         seed: int | None = None,
+        risk: RiskOptions | None = None,
     ) -> None:
         n = len(portfolio)
         requested = positions_per_job or min(n, DEFAULT_POSITIONS_PER_JOB)
@@ -144,8 +236,11 @@ class PlanBuilder:
             raise InputError("--seed must be between 0 and 2**63 - 1")
         sim = portfolio.simulation
         layout = SamplingLayout.for_paths(paths if paths is not None else sim.paths)
+        request = risk_request(portfolio, risk)  # the options' own checks, before calibrating
         params, rmse, warnings = _calibrate(portfolio)
         market = portfolio.market
+        self.risk = request
+        self.greeks, self.scenarios = _checked_risk(request, params, market.rate)
         self.portfolio = portfolio
         self._dates: set[str] = set()
         self._stored: tuple[list[int], str] | None = None  # the shards' byte offsets, the positions' sha256
@@ -229,6 +324,8 @@ class PlanBuilder:
             shards=-(-n // self.positions_per_job),
             observation_dates=all_dates,
             observation_times=[year_fraction(vd, date.fromisoformat(d), day_count) for d in all_dates],
+            greeks=self.greeks,
+            scenarios=self.scenarios,
         )
 
 

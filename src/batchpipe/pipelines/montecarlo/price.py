@@ -11,6 +11,12 @@ errors are correlated: the portfolio's standard error uses the blocks as batch m
 totals), which accounts for every covariance without moving per-path data between shards. A shard's block totals
 are exact sums (`batchpipe.pricing.exactsum`), so the portfolio's do not depend on how positions were sharded.
 
+Greeks and scenarios (`plan.greeks`, `plan.scenarios`) are priced in the same chunks, on the same random numbers
+(`batchpipe.pricing.greeks`): each greek is, path pair by path pair, the finite difference of the bumped payoffs,
+and each scenario the payoff in the shocked market; both are estimated exactly as the PV is (the control-variate
+estimate with the same controls, today's discounted spots, whose mean is known), so they are unbiased, their
+standard errors come from the same pairs and their per-block totals from the same blocks.
+
 A chunk's sums (`ChunkSums`) stay in memory: the local engine prices a shard's chunks in worker processes and folds
 them in the parent; an AWS Batch array child prices a whole shard (`price_shard`). Only shard results are stored.
 """
@@ -24,12 +30,21 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from batchpipe.pipelines.montecarlo.documents import Plan, PositionResult, ResolvedPosition, ShardResult
+from batchpipe.pipelines.montecarlo.documents import (
+    Greeks,
+    Parts,
+    Plan,
+    PositionResult,
+    ResolvedPosition,
+    ShardResult,
+)
 from batchpipe.pipelines.montecarlo.plan import SamplingLayout
 from batchpipe.pricing.autocallable import NoteTerms, discounted_payoffs
 from batchpipe.pricing.control_variates import estimate, measurable
 from batchpipe.pricing.exactsum import ExactSums
-from batchpipe.pricing.paths import TimeGrid, build_grid, simulate_qe_blocks
+from batchpipe.pricing.greeks import BASIS_POINT, GREEKS, VOL_POINT, vol_shifted
+from batchpipe.pricing.heston import HestonParams
+from batchpipe.pricing.paths import TimeGrid, build_grid, simulate_qe_blocks_many
 
 NOTE_BATCH = 64  # notes whose payoffs are computed together
 
@@ -66,11 +81,47 @@ class ChunkSums:
     blocks: range
     notes: dict[tuple[Cols, Terms], NoteSums] = field(default_factory=dict)
     controls: dict[Cols, ControlSums] = field(default_factory=dict)
+    greeks: dict[tuple[Cols, Terms], dict[str, NoteSums]] = field(default_factory=dict)  # the differences' sums
+    scenarios: dict[tuple[Cols, Terms], list[NoteSums]] = field(default_factory=dict)  # per scenario
+
+
+def strike_key(strike: float) -> str:
+    """How a strike names its row of the by-strike sums."""
+    return str(int(strike)) if float(strike).is_integer() else repr(float(strike))
+
+
+def _sums(y: FloatArray, controls: FloatArray) -> NoteSums:
+    """One note's per-block sums of y (nb, half), y^2 and y c."""
+    return NoteSums(y.sum(axis=1), (y * y).sum(axis=1), np.einsum("bh,bhu->bu", y, controls))
+
+
+def _market_params(plan: Plan) -> list[HestonParams]:
+    """Today's model first, then each other model a greek or scenario needs (once each): the vol bumps' and the
+    scenarios' vol shifts."""
+    base = plan.model.heston.params()
+    shifts = []
+    if plan.greeks is not None:
+        shifts += [plan.greeks.vol_bump, -plan.greeks.vol_bump]
+    if plan.scenarios is not None:
+        shifts += [VOL_POINT * v for v in plan.scenarios.vol_shifts]
+    return list(dict.fromkeys([base, *(vol_shifted(base, shift) for shift in shifts)]))
 
 
 def _grid(plan: Plan) -> TimeGrid:
     kappa = plan.model.heston.kappa
     return build_grid(np.array(plan.observation_times), plan.simulation.steps_per_year, kappa=kappa)
+
+
+Unit = tuple[float, float | None, FloatArray]  # a unit of a note: estimate, standard error, block means
+
+
+@dataclass(frozen=True)
+class UnitRisk:
+    """One unit of a note, folded: its PV and, when the plan asks, its greeks and scenario PVs."""
+
+    pv: Unit
+    greeks: dict[str, Unit] | None
+    scenarios: list[Unit] | None
 
 
 def _unit_terms(p: ResolvedPosition) -> Terms:
@@ -98,8 +149,12 @@ def price_chunk(plan: Plan, shard: int, positions: Sequence[ResolvedPosition], c
     grid = _grid(plan)
     half = layout.pairs_per_block
     nb = len(blocks)
-    params = plan.model.heston.params()
-    spots = simulate_qe_blocks(params, spot, rate, dividend, grid, plan.simulation.seed, blocks, half)
+    models = _market_params(plan)
+    params = models[0]
+    # today's paths and every vol-bumped model's, from the same normals (drawn once)
+    simulated = simulate_qe_blocks_many(models, spot, rate, dividend, grid, plan.simulation.seed, blocks, half)
+    paths_of = dict(zip(models, simulated, strict=True))
+    spots = simulated[0]
     times = np.array(plan.observation_times)
     controllable = measurable(params, times, layout.paths)
     column = {d: j for j, d in enumerate(plan.observation_dates)}
@@ -128,6 +183,41 @@ def price_chunk(plan: Plan, shard: int, positions: Sequence[ResolvedPosition], c
                 part.notes[cols, key] = NoteSums(
                     y[i].sum(axis=1), (y[i] * y[i]).sum(axis=1), np.einsum("bh,bhu->bu", y[i], controls)
                 )
+
+            def pair_pvs(s: FloatArray, d: FloatArray, terms: NoteTerms = terms, k: int = len(batch)) -> FloatArray:
+                """Every note's pair-mean PV on the paths s with discount factors d: (notes, nb, half)."""
+                v = discounted_payoffs(np.ascontiguousarray(s), terms, d).reshape(2, nb, half, k)
+                return np.ascontiguousarray(np.moveaxis(0.5 * (v[0] + v[1]), 2, 0))
+
+            if plan.greeks is not None:
+                bumps = plan.greeks
+                h, db = bumps.spot_bump, bumps.rate_bump
+                base = np.ascontiguousarray(np.moveaxis(0.5 * (pv[0] + pv[1]), 2, 0))
+                up = pair_pvs(group_spots * (1.0 + h), discount)
+                down = pair_pvs(group_spots * (1.0 - h), discount)
+                growth = np.exp(db * t)  # S_t moves with exp(dr t), the discount factors with exp(-dr t)
+                rate_up = pair_pvs(group_spots * growth, np.exp(-(rate + db) * t))
+                rate_down = pair_pvs(group_spots / growth, np.exp(-(rate - db) * t))
+                vol_up = pair_pvs(paths_of[vol_shifted(params, bumps.vol_bump)][:, cols], discount)
+                vol_down = pair_pvs(paths_of[vol_shifted(params, -bumps.vol_bump)][:, cols], discount)
+                differences = {
+                    "delta": (up - down) / (2.0 * h * spot),
+                    "gamma": (up - 2.0 * base + down) / (h * spot) ** 2,
+                    "vega": (vol_up - vol_down) * (VOL_POINT / (2.0 * bumps.vol_bump)),
+                    "rho": (rate_up - rate_down) * (BASIS_POINT / (2.0 * db)),
+                }
+                for i, key in enumerate(batch):
+                    part.greeks[cols, key] = {g: _sums(differences[g][i], controls) for g in GREEKS}
+            if plan.scenarios is not None:
+                ladder = plan.scenarios
+                for key in batch:
+                    part.scenarios[cols, key] = []
+                for spot_shift in ladder.spot_shifts:  # scenario index: spot-major, vol shifts within
+                    for vol_shift in ladder.vol_shifts:
+                        shocked = paths_of[vol_shifted(params, VOL_POINT * vol_shift)][:, cols]
+                        ys = pair_pvs(shocked * (1.0 + spot_shift), discount) - discount[-1]
+                        for i, key in enumerate(batch):  # summed at once: one scenario's payoffs at a time
+                            part.scenarios[cols, key].append(_sums(ys[i], controls))
     return part
 
 
@@ -157,16 +247,13 @@ def shard_result(
         return np.concatenate([get(part) for part in ordered], axis=0)
 
     controls: dict[Cols, tuple[FloatArray, FloatArray, FloatArray]] = {}
-    units: dict[tuple[Cols, Terms], tuple[float, float | None, FloatArray]] = {}
 
-    def unit_estimate(cols: Cols, p: ResolvedPosition) -> tuple[float, float | None, FloatArray]:
-        """PV, standard error and block means of one unit of a note."""
-        key = (cols, _unit_terms(p))
-        if key in units:
-            return units[key]
-        y_sum = blocks_of(lambda part: part.notes[key].sum_y)  # (G,)
-        y_sumsq = blocks_of(lambda part: part.notes[key].sum_yy)
-        yc = blocks_of(lambda part: part.notes[key].sum_yc)  # (G, d)
+    def fold(cols: Cols, get: Callable[[ChunkSums], NoteSums], shift: float) -> Unit:
+        """The control-variate estimate of shift + E[y] from the chunks' sums of y (`get`), with the controls of
+        the notes on `cols`: its value, standard error and block means."""
+        y_sum = blocks_of(lambda part: get(part).sum_y)  # (G,)
+        y_sumsq = blocks_of(lambda part: get(part).sum_yy)
+        yc = blocks_of(lambda part: get(part).sum_yc)  # (G, d)
         if cols not in controls:  # shared by every note observed on the same dates
             c_blocks = blocks_of(lambda part: part.controls[cols].sum_c)  # (G, d)
             cc = blocks_of(lambda part: part.controls[cols].sum_cc)  # (G, d, d)
@@ -174,33 +261,99 @@ def shard_result(
         c_sum, sc, scc = controls[cols]
         sy, syy = float(y_sum.sum()), float(y_sumsq.sum())
         syc = yc.sum(axis=0)
-        shift = math.exp(-rate * times[p.observation_dates[-1]])
         cv = estimate(n, sy, syy, syc, sc, scc)
-        units[key] = (shift + cv.mean - cv.correction, cv.stderr, shift + y_sum / half - (c_sum / half) @ cv.beta)
+        return shift + cv.mean - cv.correction, cv.stderr, shift + y_sum / half - (c_sum / half) @ cv.beta
+
+    units: dict[tuple[Cols, Terms], UnitRisk] = {}
+
+    def unit_estimate(cols: Cols, p: ResolvedPosition) -> UnitRisk:
+        """PV, standard error and block means of one unit of a note, and of its greeks and scenario PVs."""
+        key = (cols, _unit_terms(p))
+        if key in units:
+            return units[key]
+        shift = math.exp(-rate * times[p.observation_dates[-1]])
+        greeks = None
+        if plan.greeks is not None:
+            greeks = {g: fold(cols, _greek_sums(key, g), 0.0) for g in GREEKS}
+        scenarios = None
+        if plan.scenarios is not None:
+            scenarios = [fold(cols, _scenario_sums(key, k), shift) for k in range(plan.scenarios.count)]
+        units[key] = UnitRisk(fold(cols, lambda part: part.notes[key], shift), greeks, scenarios)
         return units[key]
 
+    def finite(unit: Unit) -> bool:
+        return math.isfinite(unit[0]) and bool(np.all(np.isfinite(unit[2])))
+
+    def scaled(notional: float, stderr: float | None) -> float | None:
+        return None if stderr is None or not math.isfinite(stderr) else notional * stderr
+
     block_means: list[NDArray[np.float64]] = []
+    greek_means: list[NDArray[np.float64]] = []  # per position: (greeks, blocks)
+    greek_strikes: list[str] = []
+    scenario_means: list[NDArray[np.float64]] = []  # per position: (scenarios, blocks)
     out = []
     for p in positions:
         if p.error is not None:
             out.append(PositionResult(index=p.index, pv=None, stderr=None, error=p.error))
             continue
-        pv, stderr, means = unit_estimate(tuple(column[d] for d in p.observation_dates), p)
-        if not (math.isfinite(pv) and np.all(np.isfinite(means))):  # never a NaN in a result: an error instead
+        risk = unit_estimate(tuple(column[d] for d in p.observation_dates), p)
+        pv, stderr, means = risk.pv
+        every = [risk.pv, *(risk.greeks or {}).values(), *(risk.scenarios or [])]
+        if not all(finite(unit) for unit in every):  # never a NaN in a result: an error instead
             error = "the Monte Carlo estimate is not finite (the simulated paths overflowed)"
             out.append(PositionResult(index=p.index, pv=None, stderr=None, error=error))
             continue
         notional = p.notional
-        shown = None if stderr is None or not math.isfinite(stderr) else notional * stderr
-        out.append(PositionResult(index=p.index, pv=notional * pv, stderr=shown, error=None))
+        greeks = greeks_stderr = None
+        if risk.greeks is not None:
+            greeks = Greeks(**{g: notional * u[0] for g, u in risk.greeks.items()})
+            greeks_stderr = Greeks(**{g: scaled(notional, u[1]) for g, u in risk.greeks.items()})
+            greek_means.append(notional * np.array([u[2] for u in risk.greeks.values()]))
+            greek_strikes.append(strike_key(p.strike))
+        scenario_pvs = None
+        if risk.scenarios is not None:
+            scenario_pvs = [notional * u[0] for u in risk.scenarios]
+            scenario_means.append(notional * np.array([u[2] for u in risk.scenarios]))
+        out.append(PositionResult(index=p.index, pv=notional * pv, stderr=scaled(notional, stderr), error=None,
+                                  greeks=greeks, greeks_stderr=greeks_stderr,
+                                  scenario_pvs=scenario_pvs))  # fmt: skip
         block_means.append(notional * means)
     totals = None
     if block_means:
         sums = ExactSums(layout.blocks)
         sums.add_rows(np.array(block_means))
         totals = sums.parts()
+    greek_totals = greek_strike_totals = scenario_totals = None
+    if plan.greeks is not None and block_means:
+        stacked = np.array(greek_means)  # (positions, greeks, blocks)
+        greek_totals = {g: _exact_parts(stacked[:, i]) for i, g in enumerate(GREEKS)}
+        strikes = np.array(greek_strikes)
+        greek_strike_totals = {
+            k: {g: _exact_parts(stacked[strikes == k, i]) for i, g in enumerate(GREEKS)}
+            for k in dict.fromkeys(greek_strikes)
+        }
+    if plan.scenarios is not None and block_means:
+        ladder = np.array(scenario_means)  # (positions, scenarios, blocks)
+        scenario_totals = [_exact_parts(ladder[:, k]) for k in range(plan.scenarios.count)]
     return ShardResult(job_name=plan.job_name, shard=shard, plan_hash=plan.plan_hash, positions=out,
-                       block_totals=totals)  # fmt: skip
+                       block_totals=totals, greek_block_totals=greek_totals,
+                       greek_strike_block_totals=greek_strike_totals,
+                       scenario_block_totals=scenario_totals)  # fmt: skip
+
+
+def _greek_sums(key: tuple[Cols, Terms], greek: str) -> Callable[[ChunkSums], NoteSums]:
+    return lambda part: part.greeks[key][greek]
+
+
+def _scenario_sums(key: tuple[Cols, Terms], scenario: int) -> Callable[[ChunkSums], NoteSums]:
+    return lambda part: part.scenarios[key][scenario]
+
+
+def _exact_parts(rows: FloatArray) -> Parts:
+    """The exact column sums of (positions, blocks) block means, stored as parts."""
+    sums = ExactSums(rows.shape[1])
+    sums.add_rows(rows)
+    return sums.parts()
 
 
 def price_shard(plan: Plan, shard: int, positions: Sequence[ResolvedPosition]) -> ShardResult:
@@ -234,6 +387,24 @@ def fits(plan: Plan, shard: int, positions: Sequence[ResolvedPosition], result: 
         return False
     priced = [g for g in got if g.error is None]
     totals = result.block_totals
-    return all(g.pv is not None for g in priced) and (
-        not priced or (totals is not None and len(totals) == plan.simulation.blocks)
-    )
+    blocks = plan.simulation.blocks
+    whole = all(g.pv is not None for g in priced) and (not priced or (totals is not None and len(totals) == blocks))
+    if whole and plan.greeks is not None and priced:
+        greek_totals, by_strike = result.greek_block_totals, result.greek_strike_block_totals
+        whole = (
+            all(g.greeks is not None and g.greeks_stderr is not None for g in priced)
+            and greek_totals is not None
+            and by_strike is not None
+            and set(greek_totals) == set(GREEKS)
+            and all(len(parts) == blocks for parts in greek_totals.values())
+        )
+    if whole and plan.scenarios is not None and priced:
+        count = plan.scenarios.count
+        ladder = result.scenario_block_totals
+        whole = (
+            all(g.scenario_pvs is not None and len(g.scenario_pvs) == count for g in priced)
+            and ladder is not None
+            and len(ladder) == count
+            and all(len(parts) == blocks for parts in ladder)
+        )
+    return whole

@@ -20,7 +20,14 @@ from itertools import islice
 from pydantic import TypeAdapter
 
 from batchpipe.layout import RunLayout
-from batchpipe.pipelines.montecarlo.collate import RESULT_FIELDS, UNREADABLE, Collation, Unreadable, csv_row
+from batchpipe.pipelines.montecarlo.collate import (
+    SCENARIO_FIELDS,
+    UNREADABLE,
+    Collation,
+    Unreadable,
+    csv_row,
+    result_fields,
+)
 from batchpipe.pipelines.montecarlo.documents import Plan, ResolvedPosition, ResultRow, Results, ShardResult
 from batchpipe.pipelines.montecarlo.plan import PlanBuilder, shard_range
 from batchpipe.pipelines.montecarlo.price import is_complete
@@ -133,13 +140,23 @@ def collate(layout: RunLayout, plan: Plan) -> Results:
     preview: list[ResultRow] = []
     rows_tmp, csv_tmp = store.staging_file(layout.results), store.staging_file(layout.results_csv)
     json_tmp = store.staging_file(layout.results)
+    ladder_tmp = store.staging_file(layout.scenarios_csv) if plan.scenarios is not None else None
     try:
-        with open(rows_tmp, "w", encoding="utf-8") as rows_fh, open(csv_tmp, "w", encoding="utf-8", newline="") as cf:
+        with (
+            open(rows_tmp, "w", encoding="utf-8") as rows_fh,
+            open(csv_tmp, "w", encoding="utf-8", newline="") as cf,
+            open(ladder_tmp or os.devnull, "w", encoding="utf-8", newline="") as lf,
+        ):
             writer = csv.writer(cf, lineterminator="\n")
-            writer.writerow(RESULT_FIELDS)
+            writer.writerow(result_fields(plan))
+            ladder = csv.writer(lf, lineterminator="\n")
+            if ladder_tmp is not None:
+                ladder.writerow(SCENARIO_FIELDS)
             first = True
             for shard, positions, result in shard_inputs(layout, plan):
-                for row in collation.add(shard, positions, result):
+                rows, scenario_rows = collation.fold(shard, positions, result)
+                ladder.writerows(scenario_rows)
+                for row in rows:
                     rows_fh.write(("    " if first else ",\n    ") + json.dumps(row.stored(), allow_nan=False))
                     first = False
                     writer.writerow(csv_row(row))
@@ -153,10 +170,12 @@ def collate(layout: RunLayout, plan: Plan) -> Results:
                 out.write(chunk)
             out.write("\n  ]\n}\n")
         store.put_file(layout.results_csv, csv_tmp)
+        if ladder_tmp is not None:
+            store.put_file(layout.scenarios_csv, ladder_tmp)
         store.put_file(layout.results, json_tmp)
         layout.write_json(layout.summary, summary, indent=2)
     finally:
-        for tmp in (rows_tmp, csv_tmp, json_tmp):
-            if os.path.exists(tmp):
+        for tmp in (rows_tmp, csv_tmp, json_tmp, ladder_tmp):
+            if tmp is not None and os.path.exists(tmp):
                 os.unlink(tmp)
     return Results(**dict(summary), positions=preview)
