@@ -7,28 +7,24 @@ A stored document is read back strictly (`read`): a field of the wrong type, a m
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Self
+from typing import Any, Self
 
-from pydantic import BaseModel, ConfigDict, SerializerFunctionWrapHandler, ValidationError, model_serializer
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
+
+
+def _unset(value: Any) -> bool:
+    return value is None
+
+
+def added() -> Any:
+    """A field added after its document's format was fixed: stored only when set, so that a document without it is
+    the same bytes (a plan the same hash) as before it existed; absent, it reads back as None."""
+    return Field(default=None, exclude_if=_unset)
 
 
 class Document(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True, strict=True)
-
-    # Fields added after a document's format was fixed: stored only when set, so that a document without them is
-    # the same bytes (and its plan the same hash) as before they existed; absent, they read back as None.
-    omitted_when_none: ClassVar[frozenset[str]] = frozenset()
-
-    @model_serializer(mode="wrap")
-    def _omit_unset(self, handler: SerializerFunctionWrapHandler) -> Any:
-        data = handler(self)
-        if self.omitted_when_none and isinstance(data, dict):
-            for name in self.omitted_when_none:
-                if getattr(self, name) is None:
-                    data.pop(name, None)
-                    data.pop(to_camel(name), None)
-        return data
 
     def stored(self) -> dict[str, Any]:
         """The document as JSON-able values under its stored (camelCase) names, in field order."""

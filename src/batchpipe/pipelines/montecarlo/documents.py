@@ -4,9 +4,9 @@ is the summary and every `ResultRow`)."""
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Literal
 
-from batchpipe.documents import Document, ShardDocument
+from batchpipe.documents import Document, ShardDocument, added
 from batchpipe.pricing.heston import HestonParams
 
 
@@ -103,8 +103,6 @@ class ScenarioResults(Document):
 class PlanBody(Document):
     """A plan before its positions are stored: everything but where each shard's lines start and the hash."""
 
-    omitted_when_none: ClassVar[frozenset[str]] = frozenset({"greeks", "scenarios"})
-
     version: int
     pipeline: Literal["montecarlo"]
     job_name: str
@@ -119,8 +117,8 @@ class PlanBody(Document):
     shards: int
     observation_dates: list[str]  # every priced position's dates, sorted: the simulated grid's observations
     observation_times: list[float]
-    greeks: GreekBumps | None = None  # --greeks: every shard prices them
-    scenarios: ScenarioGrid | None = None  # --scenarios
+    greeks: GreekBumps | None = added()  # --greeks: every shard prices them
+    scenarios: ScenarioGrid | None = added()  # --scenarios
 
 
 class Plan(PlanBody):
@@ -148,36 +146,28 @@ class ResolvedPosition(Document):
 
 
 class PositionResult(Document):
-    omitted_when_none: ClassVar[frozenset[str]] = frozenset({"greeks", "greeks_stderr", "scenario_pvs"})
-
     index: int
     pv: float | None
     stderr: float | None
     error: str | None
-    greeks: Greeks | None = None
-    greeks_stderr: Greeks | None = None
-    scenario_pvs: list[float] | None = None  # spot shift by spot shift, each with every vol shift
+    greeks: Greeks | None = added()
+    greeks_stderr: Greeks | None = added()
+    scenario_pvs: list[float] | None = added()  # spot shift by spot shift, each with every vol shift
 
 
 Parts = list[list[float]]  # per block, floats whose exact sum is a total of the block means
 
 
 class ShardResult(ShardDocument):
-    omitted_when_none: ClassVar[frozenset[str]] = frozenset(
-        {"greek_block_totals", "greek_strike_block_totals", "scenario_block_totals"}
-    )
-
     positions: list[PositionResult]
     block_totals: Parts | None  # per block, floats whose exact sum is the shard's total of its means
-    greek_block_totals: dict[str, Parts] | None = None  # per greek
-    greek_strike_block_totals: dict[str, dict[str, Parts]] | None = None  # per strike, per greek
-    scenario_block_totals: list[Parts] | None = None  # per scenario, in the order of scenarioPvs
+    greek_block_totals: dict[str, Parts] | None = added()  # per greek
+    greek_strike_block_totals: dict[str, dict[str, Parts]] | None = added()  # per strike, per greek
+    scenario_block_totals: list[Parts] | None = added()  # per scenario, in the order of scenarioPvs
 
 
 class ResultRow(Document):
     """A position's row of results.json and results.csv (`collate.RESULT_FIELDS`)."""
-
-    omitted_when_none: ClassVar[frozenset[str]] = frozenset({"greeks", "greeks_stderr"})
 
     index: int
     id: str | None
@@ -187,16 +177,12 @@ class ResultRow(Document):
     pv: float | None
     stderr: float | None
     error: str | None
-    greeks: Greeks | None = None
-    greeks_stderr: Greeks | None = None
+    greeks: Greeks | None = added()
+    greeks_stderr: Greeks | None = added()
 
 
 class ResultSummary(Document):
     """summary.json: the collated results without their rows."""
-
-    omitted_when_none: ClassVar[frozenset[str]] = frozenset(
-        {"greeks_by_strike", "greeks_by_strike_stderr", "total_greeks", "total_greeks_stderr", "scenarios"}
-    )
 
     job_name: str
     status: Literal["SUCCEEDED", "PARTIAL", "FAILED"]
@@ -206,11 +192,11 @@ class ResultSummary(Document):
     aggregation: dict[str, float]  # PV by strike
     total_pv: float | None
     total_stderr: float | None
-    greeks_by_strike: dict[str, Greeks] | None = None
-    greeks_by_strike_stderr: dict[str, Greeks] | None = None
-    total_greeks: Greeks | None = None
-    total_greeks_stderr: Greeks | None = None
-    scenarios: ScenarioResults | None = None
+    greeks_by_strike: dict[str, Greeks] | None = added()
+    greeks_by_strike_stderr: dict[str, Greeks] | None = added()
+    total_greeks: Greeks | None = added()
+    total_greeks_stderr: Greeks | None = added()
+    scenarios: ScenarioResults | None = added()
     model: ModelInfo
     simulation: SimulationInfo
 
