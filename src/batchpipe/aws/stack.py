@@ -183,9 +183,12 @@ def destroy(stack_name: str, on_event: Callable[[dict[str, Any]], None], poll: f
     for key in ("PricerRepositoryUri", "RenderRepositoryUri"):
         if found.get(key):
             empty_repository(found[key])
-    for key in ("PricerJobDefinitionArn", "RenderJobDefinitionArn"):
-        for arn in retained_revisions(found[key]) if found.get(key) else []:
-            client("batch").deregister_job_definition(jobDefinition=arn)
+    try:
+        for key in ("PricerJobDefinitionArn", "RenderJobDefinitionArn"):
+            for arn in retained_revisions(found[key]) if found.get(key) else []:
+                client("batch").deregister_job_definition(jobDefinition=arn)
+    except ClientError as exc:
+        raise BatchpipeError(f"while deregistering the job definitions of stack '{stack_name}': {exc}") from None
     since = datetime.now(tz=datetime.now().astimezone().tzinfo)
     try:
         client("cloudformation").delete_stack(StackName=stack_name)
