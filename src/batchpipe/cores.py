@@ -1,8 +1,11 @@
-"""The cores this process may use: the local engine's default number of workers, the containers' Blender threads."""
+"""The cores this process may use: the local engine's default number of workers, the containers' Blender threads,
+and how worker processes start."""
 
 from __future__ import annotations
 
 import math
+import multiprocessing
+import multiprocessing.context
 import os
 from pathlib import Path
 
@@ -38,6 +41,12 @@ def _given_vcpus() -> int | None:
     except ValueError:
         return None
     return n if n >= 1 else None
+
+
+def process_context() -> multiprocessing.context.BaseContext:
+    """How worker processes start: fork where the platform has it (they inherit the parent's imports and state),
+    else spawn."""
+    return multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
 
 
 def default_workers() -> int:

@@ -9,7 +9,6 @@ so results do not depend on --workers. Each shard's result is written as soon as
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import subprocess
 import threading
@@ -22,7 +21,7 @@ from typing import Any, TypeVar
 
 from batchpipe import catalog, rundir
 from batchpipe.backends.summary import RunSummary
-from batchpipe.cores import default_workers
+from batchpipe.cores import default_workers, process_context
 from batchpipe.errors import InputError, Interrupted
 from batchpipe.layout import RunLayout
 from batchpipe.pipelines import montecarlo as mc
@@ -97,8 +96,7 @@ def run_pool(
             else:
                 on_result(task, result, None)
         return
-    methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    context = process_context()
     crashed: list[T] = []
     with ProcessPoolExecutor(
         max_workers=min(workers, len(tasks)), mp_context=context, initializer=initializer, initargs=initargs

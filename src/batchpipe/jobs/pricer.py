@@ -19,14 +19,13 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import multiprocessing
 import os
 import sys
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 
 from batchpipe import storage
-from batchpipe.cores import default_workers
+from batchpipe.cores import default_workers, process_context
 from batchpipe.errors import InputError
 from batchpipe.jobs.common import run_stage, shard_index
 from batchpipe.layout import RunLayout
@@ -69,8 +68,7 @@ def price_on(workers: int, plan: mc.Plan, shard: int, positions: Sequence[mc.Res
     if workers <= 1:
         return mc.price_shard(plan, shard, positions)
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # a process per vCPU: no thread pools on top of them
-    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=process_context()) as pool:
         sums = list(pool.map(functools.partial(mc.price_chunk, plan, shard, positions), chunks))
     return mc.shard_result(plan, shard, positions, sums)
 
