@@ -345,8 +345,8 @@ def test_a_single_shard_render_falls_back_too(stack: Stack, blend_scene: Any) ->
 
 def test_every_job_carries_the_run_pipeline_and_stack_tags(stack: Stack) -> None:
     uri = stack.put("inputs/small.json", json.dumps(small_portfolio()).encode())
-    assert stack.execute("montecarlo", stack.payload("montecarlo", "tagged", uri, positionsPerJob=2))["status"] == (
-        "SUCCEEDED")  # fmt: skip
+    desc = stack.execute("montecarlo", stack.payload("montecarlo", "tagged", uri, positionsPerJob=2))
+    assert desc["status"] == "SUCCEEDED", desc
     batch = clients.client("batch")
     jobs = [j for q in (stack.queue, stack.on_demand_queue) for j in batch.list_jobs(jobQueue=q,
             jobStatus="SUCCEEDED")["jobSummaryList"]]  # fmt: skip

@@ -51,19 +51,10 @@ def test_ranged_streamed_and_missing_reads(bucket: str) -> None:
         list(storage.read_lines(f"{bucket}/run/missing.json"))
 
 
-def test_the_clients_pool_holds_a_connection_for_every_concurrent_read(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_clients_pool_holds_a_connection_for_every_concurrent_read(bucket: str) -> None:
     from batchpipe.aws import clients
 
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "k",
-        "AWS_SECRET_ACCESS_KEY": "s",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    clients.client.cache_clear()
     client = clients.client("s3")
-    clients.client.cache_clear()
     # fewer pooled connections than reads in flight: each read past the pool opens (and on real S3 handshakes) a
     # new connection and drops it (botocore's default pool of 10 opened 370 connections for a 2,000-shard collate)
     assert client.meta.config.max_pool_connections >= storage.S3Store.read_concurrency

@@ -96,7 +96,7 @@ class CoupledNormals:
         half: int,
     ) -> np.ndarray:
         """Like paths.simulate_qe_blocks, on these normals."""
-        return simulate_qe_antithetic(p, spot, rate, dividend, grid, self.chunk(seed, blocks, grid.steps, half))
+        return self.simulate_blocks_many([p], spot, rate, dividend, grid, seed, blocks, half)[0]
 
     def simulate_blocks_many(
         self,
