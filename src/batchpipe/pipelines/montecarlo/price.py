@@ -212,10 +212,11 @@ def price_chunk(plan: Plan, shard: int, positions: Sequence[ResolvedPosition], c
                 ladder = plan.scenarios
                 for key in batch:
                     part.scenarios[cols, key] = []
+                # each vol shift's paths on this group's dates, taken once for every spot shift
+                shocked = [paths_of[vol_shifted(params, VOL_POINT * v)][:, cols] for v in ladder.vol_shifts]
                 for spot_shift in ladder.spot_shifts:  # scenario index: spot-major, vol shifts within
-                    for vol_shift in ladder.vol_shifts:
-                        shocked = paths_of[vol_shifted(params, VOL_POINT * vol_shift)][:, cols]
-                        ys = pair_pvs(shocked * (1.0 + spot_shift), discount) - discount[-1]
+                    for vol_paths in shocked:
+                        ys = pair_pvs(vol_paths * (1.0 + spot_shift), discount) - discount[-1]
                         for i, key in enumerate(batch):  # summed at once: one scenario's payoffs at a time
                             part.scenarios[cols, key].append(_sums(ys[i], controls))
     return part
